@@ -1,0 +1,1 @@
+"""The partner side: the ClientApp, data loading and validation, DP-SGD training."""

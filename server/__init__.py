@@ -1,0 +1,1 @@
+"""The coordinator: ServerApp, store, and the orchestration of Flower processes."""

@@ -1,0 +1,40 @@
+"""The non-private, centralized baseline: what DP and federation cost, on the same model.
+
+Only the demo can compute it, because only the demo holds every partner's file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sangsaeng.client.data import load_local_data
+from sangsaeng.shared.metrics import roc_auc
+from sangsaeng.shared.models import build_model
+from sangsaeng.shared.task import TaskSpec
+
+
+def centralized_auc(task: TaskSpec, data_paths: list[Path]) -> float | None:
+    """Pool every partner's training split, train with plain SGD for as many epochs as the
+    federated run does in total, and score the pooled holdouts (the same rows partners hold out)."""
+    parts = [load_local_data(path, task) for path in data_paths]
+    x = torch.from_numpy(np.concatenate([p.x_train for p in parts]))
+    y = torch.from_numpy(np.concatenate([p.y_train for p in parts]))
+    model = build_model(task, seed=task.seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate)
+    loss_fn = nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(task.seed)
+    model.train()
+    for _ in range(task.rounds * task.local_epochs):
+        for batch in torch.randperm(len(y), generator=generator).split(task.batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        x_hold = torch.from_numpy(np.concatenate([p.x_holdout for p in parts]))
+        scores = torch.softmax(model(x_hold), dim=1)[:, -1].numpy()
+    return roc_auc(scores, np.concatenate([p.y_holdout for p in parts]))

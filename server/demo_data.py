@@ -1,0 +1,54 @@
+"""The demo's real data: the CoIL 2000 insurance customer table shipped in ISLP's wheel.
+
+Read straight from the installed files (importing ISLP would pull scikit-learn and more),
+checked by sha256, and split into one private file per demo partner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CARAVAN_FILE = "ISLP/data/Caravan.csv"
+CARAVAN_SHA256 = "e89d49b6fb8fe02d76bb5bb80d8e0dab473bf9f6a72515e30c259f6d7da42269"
+INSTALL_HINT = "pip install --no-deps islp==0.6.0"
+
+
+class DemoDataError(RuntimeError):
+    pass
+
+
+def caravan_path() -> Path:
+    try:
+        dist = importlib.metadata.distribution("islp")
+    except importlib.metadata.PackageNotFoundError:
+        raise DemoDataError(f"the demo data ships in ISLP's wheel: {INSTALL_HINT}") from None
+    path = Path(str(dist.locate_file(CARAVAN_FILE)))
+    if not path.is_file():
+        raise DemoDataError(f"{CARAVAN_FILE} is missing from the installed ISLP: {INSTALL_HINT}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != CARAVAN_SHA256:
+        raise DemoDataError(f"{path} has sha256 {digest}, expected {CARAVAN_SHA256}")
+    return path
+
+
+def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path]:
+    """Shuffle the table and write one near-equal slice per partner. The first partner
+    gets Parquet and the others CSV, so both readers are exercised."""
+    table = pd.read_csv(caravan_path())
+    order = np.random.default_rng(seed).permutation(len(table))
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (name, rows) in enumerate(zip(names, np.array_split(order, len(names)), strict=True)):
+        part = table.iloc[np.sort(rows)].reset_index(drop=True)
+        path = outdir / f"{name}.{'parquet' if i == 0 else 'csv'}"
+        if path.suffix == ".parquet":
+            part.to_parquet(path, index=False)
+        else:
+            part.to_csv(path, index=False)
+        paths.append(path)
+    return paths

@@ -1,0 +1,109 @@
+"""FedAvg that never waits forever and records every round and privacy report in the store."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+
+from sangsaeng.shared.task import TaskSpec
+
+from .store import PrivacyReport, Store
+
+NODE_POLL_SECONDS = 0.5
+
+
+class RunFailed(RuntimeError):
+    """The run cannot go on; the message says why (and is stored as the run's reason)."""
+
+
+class RecordingFedAvg(FedAvg):
+    def __init__(self, task: TaskSpec, store: Store, run_id: int) -> None:
+        super().__init__(
+            min_train_nodes=task.min_nodes,
+            min_evaluate_nodes=task.min_nodes,
+            min_available_nodes=task.min_nodes,
+        )
+        self.task, self.store, self.run_id = task, store, run_id
+
+    # Flower's sample_nodes() waits for nodes without a deadline: wait here first, bounded.
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        self._await_nodes(grid, server_round)
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        self._await_nodes(grid, server_round)
+        return super().configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        ok, failed = _split(replies)
+        # Record every privacy report that arrived, even if this round then fails:
+        # those partners spent budget whether or not the update is used.
+        self.store.add_privacy_reports([self._report(server_round, m) for m in ok])
+        self.store.record_round(self.run_id, server_round, trained_nodes=len(ok))
+        if len(ok) < self.task.min_nodes:
+            raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
+                                     failed))
+        return super().aggregate_train(server_round, ok)
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        ok, failed = _split(replies)
+        if len(ok) < self.task.min_nodes:
+            raise RunFailed(_too_few("evaluation", server_round, len(ok), self.task.min_nodes,
+                                     failed))
+        metrics = _weighted_mean([m.content["metrics"] for m in ok])
+        self.store.record_round(self.run_id, server_round, evaluated_nodes=len(ok),
+                                metrics=metrics)
+        return MetricRecord(metrics)
+
+    def _await_nodes(self, grid: Grid, server_round: int) -> None:
+        deadline = time.monotonic() + self.task.round_timeout
+        while (connected := len(list(grid.get_node_ids()))) < self.task.min_nodes:
+            if time.monotonic() > deadline:
+                raise RunFailed(
+                    f"round {server_round}: only {connected} of the {self.task.min_nodes} "
+                    f"partner nodes the task needs connected within {self.task.round_timeout:g} s"
+                )
+            time.sleep(NODE_POLL_SECONDS)
+
+    def _report(self, server_round: int, msg: Message) -> PrivacyReport:
+        p = msg.content["privacy"]
+        return PrivacyReport(
+            run_id=self.run_id, round=server_round, node_id=str(msg.metadata.src_node_id),
+            partner=str(p["partner"]), dataset=str(p["dataset"]),
+            noise_multiplier=float(p["noise-multiplier"]), sample_rate=float(p["sample-rate"]),
+            steps=int(p["steps"]), delta=float(p["delta"]), epsilon=float(p["epsilon"]),
+        )
+
+
+def _split(replies: Iterable[Message]) -> tuple[list[Message], list[Message]]:
+    replies = list(replies)
+    return [m for m in replies if not m.has_error()], [m for m in replies if m.has_error()]
+
+
+def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
+             failed: list[Message]) -> str:
+    reasons = "; ".join(sorted({m.error.reason.strip().splitlines()[-1] for m in failed}))
+    text = f"round {server_round}: {n_ok} of the {needed} partner {phase} replies needed arrived"
+    return text + (f"; partner errors: {reasons}" if reasons else " (timed out)")
+
+
+def _weighted_mean(records: list[MetricRecord]) -> dict[str, float]:
+    """Example-weighted mean of each metric over the partners that report it."""
+    sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for record in records:
+        w = float(record["num-examples"])  # type: ignore[arg-type]
+        for key, value in record.items():
+            if key != "num-examples" and isinstance(value, (int, float)) and math.isfinite(value):
+                sums[key] = sums.get(key, 0.0) + w * value
+                weights[key] = weights.get(key, 0.0) + w
+    return {key: sums[key] / weights[key] for key in sums}

@@ -1,0 +1,201 @@
+"""The task a startup submits: data schema, model, training and DP parameters.
+
+A task is declarative (no code): partners run only Sangsaeng's own training code on it.
+It travels to the ServerApp and every ClientApp as JSON in Flower's run config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+RUN_CONFIG_KEY = "task"
+
+Category = Annotated[str, Field(min_length=1)] | int
+
+
+class TaskSpecError(ValueError):
+    """A task spec that cannot be used; the message names every bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumericFeature(_Strict):
+    """A numeric column, scaled to [0, 1] by its declared range (never by the data's)."""
+
+    kind: Literal["numeric"] = "numeric"
+    name: str = Field(min_length=1)
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _range(self) -> NumericFeature:
+        if not self.max > self.min:
+            raise ValueError(f"max must be greater than min ({self.min} .. {self.max})")
+        return self
+
+
+class CategoricalFeature(_Strict):
+    """A categorical column, one-hot encoded over its declared categories."""
+
+    kind: Literal["categorical"]
+    name: str = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CategoricalFeature:
+        _require_unique([str(c) for c in self.categories], "categories")
+        return self
+
+
+def _feature_kind(value: object) -> str:
+    kind = value.get("kind", "numeric") if isinstance(value, dict) else getattr(value, "kind", "")
+    return str(kind)
+
+
+# `kind` may be left out for numeric columns (most columns of a typical table).
+Feature = Annotated[
+    Annotated[NumericFeature, Tag("numeric")] | Annotated[CategoricalFeature, Tag("categorical")],
+    Discriminator(_feature_kind),
+]
+
+
+class TargetSpec(_Strict):
+    name: str = Field(min_length=1)
+    classes: list[Category] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _unique(self) -> TargetSpec:
+        _require_unique([str(c) for c in self.classes], "classes")
+        return self
+
+
+class ModelSpec(_Strict):
+    kind: Literal["logreg", "mlp"]
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _hidden(self) -> ModelSpec:
+        if self.kind == "mlp" and not self.hidden:
+            raise ValueError("an mlp needs at least one hidden layer size in 'hidden'")
+        if self.kind == "logreg" and self.hidden:
+            raise ValueError("logreg takes no hidden layers")
+        return self
+
+
+class DPSpec(_Strict):
+    """DP-SGD parameters: give the noise multiplier, or a target epsilon for the whole run."""
+
+    max_grad_norm: float = Field(gt=0)
+    delta: float = Field(gt=0, lt=1)
+    noise_multiplier: float | None = Field(default=None, gt=0)
+    target_epsilon: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> DPSpec:
+        if (self.noise_multiplier is None) == (self.target_epsilon is None):
+            raise ValueError("give exactly one of noise_multiplier and target_epsilon")
+        return self
+
+
+class TaskSpec(_Strict):
+    dataset: str = Field(min_length=1)
+    features: list[Feature] = Field(min_length=1)
+    target: TargetSpec
+    model: ModelSpec
+    rounds: int = Field(ge=1, le=1000)
+    local_epochs: int = Field(ge=1, le=100)
+    batch_size: int = Field(ge=1, description="expected batch size of Poisson sampling")
+    learning_rate: float = Field(gt=0, le=10)
+    dp: DPSpec
+    min_nodes: int = Field(ge=1)
+    round_timeout: float = Field(gt=0, le=86400, description="seconds")
+    holdout_fraction: float = Field(default=0.2, gt=0, le=0.5)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _columns(self) -> TaskSpec:
+        names = [f.name for f in self.features]
+        _require_unique(names, "feature names")
+        if self.target.name in names:
+            raise ValueError(f"target column '{self.target.name}' is also listed as a feature")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.features] + [self.target.name]
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def sha256(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskSpec:
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as err:
+            raise TaskSpecError(describe(err)) from None
+
+    @classmethod
+    def from_dict(cls, data: object) -> TaskSpec:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise TaskSpecError(describe(err)) from None
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, object]) -> TaskSpec:
+        text = run_config.get(RUN_CONFIG_KEY)
+        if not isinstance(text, str) or not text:
+            raise TaskSpecError(f"run config has no '{RUN_CONFIG_KEY}' (a TaskSpec as JSON)")
+        return cls.from_json(text)
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Read a task from a .toml or .json file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskSpecError(f"task file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as err:
+            raise TaskSpecError(f"{path}: not valid TOML ({err})") from None
+        return TaskSpec.from_dict(data)
+    if path.suffix == ".json":
+        return TaskSpec.from_json(text)
+    raise TaskSpecError(f"{path}: a task file must end in .toml or .json")
+
+
+def describe(err: ValidationError) -> str:
+    """One line per bad field: 'field.path: reason' (never echoes the input value)."""
+    errors = err.errors()
+    lines = [f"{'.'.join(str(p) for p in e['loc']) or '(task)'}: {e['msg']}" for e in errors[:10]]
+    more = f"; and {len(errors) - 10} more" if len(errors) > 10 else ""
+    return "invalid task spec: " + "; ".join(lines) + more
+
+
+def _require_unique(values: list[str], what: str) -> None:
+    dupes = sorted(v for v, n in Counter(values).items() if n > 1)
+    if dupes:
+        raise ValueError(f"duplicate {what}: {', '.join(dupes)}")
