@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -14,16 +15,18 @@ from sangsaeng.shared.task import TaskSpec
 
 
 def plan(task: TaskSpec, n_train: int) -> Mechanism:
-    """The mechanism one local round will run on `n_train` rows.
+    """The mechanism one local round will run on `n_train` rows, as Opacus accounts it.
 
-    Opacus' DPDataLoader samples each row with q = 1 / len(loader) (opacus/data_loader.py,
-    DPDataLoader.from_data_loader) and its sampler runs int(1 / q) steps per epoch
-    (opacus/utils/uniform_sampler.py), which float rounding makes one less than len(loader)
-    for some sizes; we plan exactly what it runs. With a target epsilon, sigma is chosen so
-    that all rounds of the run together stay within it.
+    Opacus' DPDataLoader samples each row with probability 1 / ceil(n / batch)
+    (opacus/data_loader.py, DPDataLoader.from_data_loader); its sampler runs int(1 / that)
+    steps per epoch (opacus/utils/uniform_sampler.py), one fewer for some sizes through
+    float rounding; and PrivacyEngine accounts q = 1 / steps-per-epoch, which is never below
+    the true sampling probability, so the epsilon is an upper bound. We plan exactly that.
+    With a target epsilon, sigma is chosen so that all rounds of the run stay within it.
     """
-    sample_rate = 1 / math.ceil(n_train / task.batch_size)
-    steps = int(1 / sample_rate) * task.local_epochs
+    steps_per_epoch = int(1 / (1 / math.ceil(n_train / task.batch_size)))
+    sample_rate = 1 / steps_per_epoch
+    steps = steps_per_epoch * task.local_epochs
     sigma = task.dp.noise_multiplier
     if sigma is None:
         assert task.dp.target_epsilon is not None  # TaskSpec guarantees one of the two
@@ -41,16 +44,17 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
         torch.manual_seed(seed)
     dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
     loader = torch.utils.data.DataLoader(dataset, batch_size=task.batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate)
+    work = copy.deepcopy(model)  # Opacus leaves hooks on the module it wraps; keep `model` clean
+    optimizer = torch.optim.SGD(work.parameters(), lr=task.learning_rate)
     engine = PrivacyEngine(accountant=ACCOUNTANT)
-    model.train()
+    work.train()
     loss_fn = nn.CrossEntropyLoss()
     # Opacus warns on every call about secure_mode=False and its backward hooks; the
     # partner's logs should show real problems instead.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         private_model, optimizer, loader = engine.make_private(
-            module=model, optimizer=optimizer, data_loader=loader,
+            module=work, optimizer=optimizer, data_loader=loader,
             noise_multiplier=mechanism.noise_multiplier, max_grad_norm=task.dp.max_grad_norm,
             poisson_sampling=True,
         )
@@ -61,6 +65,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
                 optimizer.step()
     done = [Mechanism(noise_multiplier=s, sample_rate=q, steps=n)
             for s, q, n in engine.accountant.history]
-    if len(done) != 1 or done[0] != mechanism:
-        raise RuntimeError("Opacus ran a different mechanism than planned")  # a bug, not data
+    if len(done) != 1 or done[0] != mechanism:  # a bug, not data: discard the update
+        raise RuntimeError("Opacus ran a different mechanism than planned")
+    model.load_state_dict(work.state_dict())
     return done[0]

@@ -15,7 +15,7 @@ from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequ
 from flwr.supercore.control.control_http_client import ControlHttpClient
 from flwr.supercore.fab import Fab
 
-from sangsaeng.shared.task import RUN_CONFIG_KEY, TaskSpec
+from sangsaeng.shared.task import RUN_CONFIG_KEY
 
 from .fab import build_fab
 
@@ -37,11 +37,13 @@ class FlowerControl:
             server_address=address, insecure=True, root_certificates=None, interceptors=[]
         )
 
-    def start_run(self, task: TaskSpec) -> int:
+    def start_run(self, task_json: str) -> int:
+        """Start a run of Sangsaeng's app on `task_json` (from a validated TaskSpec.to_json();
+        the ServerApp and every ClientApp validate it again themselves)."""
         fab_bytes, fab_hash = build_fab()
         response = self._client.StartRun(StartRunRequest(
             fab=fab_to_proto(Fab(fab_hash, fab_bytes, {})),
-            override_config=user_config_to_proto({RUN_CONFIG_KEY: task.to_json()}),
+            override_config=user_config_to_proto({RUN_CONFIG_KEY: task_json}),
         ))
         if not response.HasField("run_id"):
             raise RuntimeError("the SuperLink did not start the run")

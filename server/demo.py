@@ -58,7 +58,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
                       + ", ".join(p.partner for p in partners))
         control = FlowerControl(deployment.address)
         try:
-            flower_run_id = control.start_run(task)
+            flower_run_id = control.start_run(task.to_json())
             try:
                 status = _follow(control, store, flower_run_id, task, console)
             except BaseException:

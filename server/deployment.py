@@ -49,6 +49,7 @@ class LocalDeployment:
     store_url: str
     partners: list[PartnerNode]
     port: int = field(default_factory=free_port)
+    node_ports: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -65,9 +66,10 @@ class LocalDeployment:
             ], env={settings.STORE_URL_ENV: self.store_url})
             self._await_port(self.port, self.processes[0])
             for partner in self.partners:
+                self.node_ports.append(free_port())
                 self._spawn(f"supernode-{partner.partner}", [
                     "flower-supernode", "--insecure", "--superlink", self.address,
-                    "--host", LOOPBACK, "--port", str(free_port()),
+                    "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
                     "--node-config", partner.node_config(),
                 ])
         except BaseException:
@@ -83,17 +85,26 @@ class LocalDeployment:
         return self.workdir / f"{name}.log"
 
     def stop(self) -> None:
-        """SIGTERM every process group, then SIGKILL what is left after STOP_TIMEOUT."""
-        for proc in self.processes:
-            _signal_group(proc, signal.SIGTERM)
+        """Stop every process and every process they started (SuperExec, ServerApp,
+        ClientApps; some run in sessions of their own): SIGTERM first, SuperNodes before
+        the SuperLink, then SIGKILL whatever is still alive after STOP_TIMEOUT."""
+        family = [pid for proc in self.processes for pid in _descendants(proc.pid)]
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.terminate()
         deadline = time.monotonic() + STOP_TIMEOUT
-        for proc in self.processes:
+        for proc in reversed(self.processes):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                pass
-            _signal_group(proc, signal.SIGKILL)  # also reaps children that outlived the leader
-            proc.wait()
+                proc.kill()
+                proc.wait()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in family:
+                _kill(pid, sig)
+            while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            deadline = time.monotonic() + STOP_TIMEOUT
         self.processes.clear()
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -117,8 +128,35 @@ class LocalDeployment:
         raise TimeoutError(f"flower-superlink did not listen on {port} in {READY_TIMEOUT:g} s")
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+
+def _descendants(root: int) -> list[int]:
+    """PIDs of every live process below `root`, read from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [root]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waits only for its parent to collect its exit status)."""
     try:
-        os.killpg(proc.pid, sig)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sangsaeng.server.demo import default_task_path
+from sangsaeng.shared.task import TaskSpec, load_task
+
+
+def task_with(**changes: Any) -> TaskSpec:
+    """The demo's Caravan task with top-level fields (or `dp` / `model` dicts) changed."""
+    data = load_task(default_task_path()).model_dump()
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return TaskSpec.from_dict(data)
+
+
+@pytest.fixture
+def caravan_task() -> TaskSpec:
+    return load_task(default_task_path())
+
+
+@pytest.fixture
+def small_task() -> TaskSpec:
+    """Few numeric columns, one categorical: quick to reason about in unit tests."""
+    return TaskSpec.from_dict({
+        "dataset": "toy",
+        "features": [
+            {"name": "age", "min": 18, "max": 100},
+            {"name": "income", "min": 0, "max": 1e6},
+            {"kind": "categorical", "name": "region", "categories": ["north", "south", 3]},
+        ],
+        "target": {"name": "churn", "classes": ["no", "yes"]},
+        "model": {"kind": "logreg"},
+        "rounds": 2, "local_epochs": 1, "batch_size": 8, "learning_rate": 0.1,
+        "dp": {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5},
+        "min_nodes": 2, "round_timeout": 30,
+    })
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
