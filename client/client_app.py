@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from pydantic import TypeAdapter
 
-from sangsaeng.shared.accounting import Mechanism, epsilon
+from sangsaeng.shared.accounting import PRIVACY_KEY, Mechanism, PrivacyReport, epsilon
 from sangsaeng.shared.metrics import roc_auc, rounded_count
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
@@ -23,6 +24,7 @@ from .data import LocalData, load_local_data
 from .partner import PartnerConfig, PartnerConfigError
 
 HISTORY_KEY = "privacy-history"  # in context.state: stays on the SuperNode, kept across rounds
+_HISTORY = TypeAdapter(list[Mechanism])
 
 app = ClientApp()
 
@@ -32,23 +34,20 @@ def train(msg: Message, context: Context) -> Message:
     task, partner, data = _setup(context)
     model = _global_model(msg, task)
     history = _history(context)
-    done = dp_sgd.train(model, data.x_train, data.y_train, task, dp_sgd.plan(task, len(data.y_train)))
+    planned = dp_sgd.plan(task, len(data.y_train))
+    done = dp_sgd.train(model, data.x_train, data.y_train, task, planned)
     history.append(done)
     _save_history(context, history)
-    report = ConfigRecord({
-        "partner": partner.partner,
-        "dataset": partner.dataset,
-        "noise-multiplier": done.noise_multiplier,
-        "sample-rate": done.sample_rate,
-        "steps": done.steps,
-        "delta": task.dp.delta,
+    report = PrivacyReport(
+        partner=partner.partner, dataset=partner.dataset, noise_multiplier=done.noise_multiplier,
+        sample_rate=done.sample_rate, steps=done.steps, delta=task.dp.delta,
         # epsilon of this dataset in this run, from the accountant over its full history
-        "epsilon": epsilon(history, task.dp.delta),
-    })
+        epsilon=epsilon(history, task.dp.delta),
+    )
     return Message(RecordDict({
         "arrays": ArrayRecord(model.state_dict()),
         "metrics": MetricRecord({"num-examples": rounded_count(len(data.y_train))}),
-        "privacy": report,
+        PRIVACY_KEY: ConfigRecord(report.model_dump()),
     }), reply_to=msg)
 
 
@@ -87,23 +86,14 @@ def _setup(context: Context) -> tuple[TaskSpec, PartnerConfig, LocalData]:
 
 def _global_model(msg: Message, task: TaskSpec) -> torch.nn.Module:
     model = build_model(task)
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     return model
 
 
 def _history(context: Context) -> list[Mechanism]:
     record = context.state.config_records.get(HISTORY_KEY)
-    if record is None:
-        return []
-    return [
-        Mechanism(noise_multiplier=s, sample_rate=q, steps=n)
-        for s, q, n in zip(record["sigma"], record["q"], record["steps"], strict=True)
-    ]
+    return [] if record is None else _HISTORY.validate_json(str(record["json"]))
 
 
 def _save_history(context: Context, history: list[Mechanism]) -> None:
-    context.state[HISTORY_KEY] = ConfigRecord({
-        "sigma": [m.noise_multiplier for m in history],
-        "q": [m.sample_rate for m in history],
-        "steps": [m.steps for m in history],
-    })
+    context.state[HISTORY_KEY] = ConfigRecord({"json": _HISTORY.dump_json(history).decode()})

@@ -32,7 +32,8 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         return reader(path)
     except Exception as err:  # parser errors may quote file content: report only the kind
-        raise DataValidationError(None, f"data file cannot be read ({type(err).__name__})") from None
+        kind = type(err).__name__
+        raise DataValidationError(None, f"data file cannot be read ({kind})") from None
 
 
 def load_local_data(path: Path, task: TaskSpec) -> LocalData:

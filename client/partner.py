@@ -29,7 +29,7 @@ class PartnerConfig(BaseModel):
                 "SuperNode node_config is missing " + ", ".join(f"'{k}'" for k in missing)
             )
         try:
-            return cls(**{field: node_config[key] for field, key in KEYS.items()})
+            return cls.model_validate({field: node_config[key] for field, key in KEYS.items()})
         except ValidationError as err:
             fields = ", ".join(f"'{KEYS[str(e['loc'][0])]}'" for e in err.errors())
             raise PartnerConfigError(f"SuperNode node_config has invalid {fields}") from None

@@ -19,8 +19,8 @@ from sangsaeng.shared.task import TaskSpec, load_task
 
 from .baseline import centralized_auc
 from .control import FlowerControl, FlowerRunStatus, wait_for_run
-from .deployment import LocalDeployment, PartnerNode
 from .demo_data import write_partitions
+from .deployment import LocalDeployment, PartnerNode
 from .store import COMPLETED, Run, Store
 
 PARTNERS = ["hanbit-bank", "daehan-insurance", "minjung-mutual"]
@@ -127,7 +127,7 @@ def _print_summary(result: DemoResult, console: Console) -> None:
                       *[_fmt(eps.get(p), 2) for p in partners])
     console.print(table)
     if run.status != COMPLETED:
-        console.print(f"[red]Run failed:[/] {run.reason or result.flower_status.details}")
+        console.print(f"[red]Run {run.status}:[/] {run.reason or result.flower_status.details}")
     final_auc = run.rounds[-1].metrics.get("auc") if run.rounds else None
     console.print(f"Federated DP AUC {_fmt(final_auc)} vs centralized non-private AUC "
                   f"{_fmt(result.baseline_auc)} (δ={run.privacy_reports[0].delta:g})"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
+
 from sangsaeng.shared.models import build_model, to_safetensors
 from sangsaeng.shared.task import TaskSpec
 
 from . import settings
-from .store import Store
-from .strategy import RecordingFedAvg
+from .store import COMPLETED, FAILED, STOPPED, Store
+from .strategy import RecordingFedAvg, RunFailed
 
 app = ServerApp()
 
@@ -24,8 +25,15 @@ def main(grid: Grid, context: Context) -> None:
         initial = build_model(task, seed=task.seed).state_dict()
         result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial),
                                 num_rounds=task.rounds, timeout=task.round_timeout)
-        store.finish_run(run_id, to_safetensors(result.arrays.to_torch_state_dict()))
-    except BaseException as err:  # also KeyboardInterrupt/SystemExit when Flower stops us
-        store.fail_run(run_id, f"{type(err).__name__}: {err}")
+        store.end_run(run_id, COMPLETED,
+                      model=to_safetensors(result.arrays.to_torch_state_dict()))
+    except RunFailed as err:
+        store.end_run(run_id, FAILED, str(err))
+        raise
+    except Exception as err:
+        store.end_run(run_id, FAILED, f"{type(err).__name__}: {err}")
+        raise
+    except BaseException:  # SystemExit / KeyboardInterrupt: Flower stopped the run
+        store.end_run(run_id, STOPPED, "stopped before it completed")
         raise
 

@@ -28,7 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+from sangsaeng.shared.accounting import PrivacyReport
+
+RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 
 
 def _now() -> dt.datetime:
@@ -53,8 +55,8 @@ class Run(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     model: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # safetensors
     rounds: Mapped[list[RoundResult]] = relationship(order_by="RoundResult.round")
-    privacy_reports: Mapped[list[PrivacyReport]] = relationship(
-        order_by="(PrivacyReport.round, PrivacyReport.partner)"
+    privacy_reports: Mapped[list[PrivacyRecord]] = relationship(
+        order_by="(PrivacyRecord.round, PrivacyRecord.partner)"
     )
 
 
@@ -73,10 +75,10 @@ class RoundResult(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
-class PrivacyReport(Base):
-    """One partner's report for one round: the mechanism it ran and its cumulative epsilon."""
+class PrivacyRecord(Base):
+    """One partner's PrivacyReport for one round: the mechanism it ran, its cumulative ε."""
 
-    __tablename__ = "privacy_reports"
+    __tablename__ = "privacy_records"
     __table_args__ = (UniqueConstraint("run_id", "round", "node_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -139,19 +141,19 @@ class Store:
             for key, value in fields.items():
                 setattr(row, key, value)
 
-    def add_privacy_reports(self, reports: list[PrivacyReport]) -> None:
+    def add_privacy_reports(self, run_id: int, round_: int,
+                            reports: list[tuple[int, PrivacyReport]]) -> None:
+        """Record (node id, report) pairs of one round, all or none."""
         with self.session() as s:
-            s.add_all(reports)
+            s.add_all(PrivacyRecord(run_id=run_id, round=round_, node_id=str(node_id),
+                                    **report.model_dump()) for node_id, report in reports)
 
-    def finish_run(self, run_id: int, model: bytes) -> None:
+    def end_run(self, run_id: int, status: str, reason: str | None = None,
+                model: bytes | None = None) -> None:
+        """Close a run as COMPLETED (with its model), FAILED or STOPPED (with the reason)."""
         with self.session() as s:
             run = s.get_one(Run, run_id)
-            run.status, run.model, run.finished_at = COMPLETED, model, _now()
-
-    def fail_run(self, run_id: int, reason: str) -> None:
-        with self.session() as s:
-            run = s.get_one(Run, run_id)
-            run.status, run.reason, run.finished_at = FAILED, reason, _now()
+            run.status, run.reason, run.model, run.finished_at = status, reason, model, _now()
 
     # --- reads ------------------------------------------------------------------------
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from typing import cast
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, MetricRecordValues
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from pydantic import ValidationError
 
+from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport
 from sangsaeng.shared.task import TaskSpec
 
-from .store import PrivacyReport, Store
+from .store import Store
 
 NODE_POLL_SECONDS = 0.5
 
@@ -43,10 +46,17 @@ class RecordingFedAvg(FedAvg):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        ok, failed = _split(replies)
+        replied, failed = _split(replies)
+        ok, reports = [], []
+        for msg in replied:
+            if (report := _privacy_report(msg)) is None:
+                failed.append(msg)  # an update without its privacy report is never used
+            else:
+                ok.append(msg)
+                reports.append((msg.metadata.src_node_id, report))
         # Record every privacy report that arrived, even if this round then fails:
         # those partners spent budget whether or not the update is used.
-        self.store.add_privacy_reports([self._report(server_round, m) for m in ok])
+        self.store.add_privacy_reports(self.run_id, server_round, reports)
         self.store.record_round(self.run_id, server_round, trained_nodes=len(ok))
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
@@ -59,7 +69,7 @@ class RecordingFedAvg(FedAvg):
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("evaluation", server_round, len(ok), self.task.min_nodes,
                                      failed))
-        metrics = _weighted_mean([m.content["metrics"] for m in ok])
+        metrics = _weighted_mean([m.content.metric_records["metrics"] for m in ok])
         self.store.record_round(self.run_id, server_round, evaluated_nodes=len(ok),
                                 metrics=metrics)
         return MetricRecord(metrics)
@@ -74,14 +84,15 @@ class RecordingFedAvg(FedAvg):
                 )
             time.sleep(NODE_POLL_SECONDS)
 
-    def _report(self, server_round: int, msg: Message) -> PrivacyReport:
-        p = msg.content["privacy"]
-        return PrivacyReport(
-            run_id=self.run_id, round=server_round, node_id=str(msg.metadata.src_node_id),
-            partner=str(p["partner"]), dataset=str(p["dataset"]),
-            noise_multiplier=float(p["noise-multiplier"]), sample_rate=float(p["sample-rate"]),
-            steps=int(p["steps"]), delta=float(p["delta"]), epsilon=float(p["epsilon"]),
-        )
+
+
+def _privacy_report(msg: Message) -> PrivacyReport | None:
+    """The reply's privacy report; None if it is missing or malformed (reply not used)."""
+    record = msg.content.config_records.get(PRIVACY_KEY)
+    try:
+        return PrivacyReport.model_validate(dict(record)) if record is not None else None
+    except ValidationError:
+        return None
 
 
 def _split(replies: Iterable[Message]) -> tuple[list[Message], list[Message]]:
@@ -91,17 +102,24 @@ def _split(replies: Iterable[Message]) -> tuple[list[Message], list[Message]]:
 
 def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
              failed: list[Message]) -> str:
-    reasons = "; ".join(sorted({m.error.reason.strip().splitlines()[-1] for m in failed}))
+    reasons = "; ".join(sorted({_reason(m) for m in failed}))
     text = f"round {server_round}: {n_ok} of the {needed} partner {phase} replies needed arrived"
     return text + (f"; partner errors: {reasons}" if reasons else " (timed out)")
 
 
-def _weighted_mean(records: list[MetricRecord]) -> dict[str, float]:
+def _reason(msg: Message) -> str:
+    if not msg.has_error():
+        return "a training reply without a valid privacy report"
+    lines = (msg.error.reason or "").strip().splitlines()
+    return lines[-1] if lines else "unknown error"
+
+
+def _weighted_mean(records: list[MetricRecord]) -> dict[str, MetricRecordValues]:
     """Example-weighted mean of each metric over the partners that report it."""
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
     for record in records:
-        w = float(record["num-examples"])  # type: ignore[arg-type]
+        w = float(cast(float, record["num-examples"]))
         for key, value in record.items():
             if key != "num-examples" and isinstance(value, (int, float)) and math.isfinite(value):
                 sums[key] = sums.get(key, 0.0) + w * value

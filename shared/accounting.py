@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 ACCOUNTANT = "rdp"
+PRIVACY_KEY = "privacy"  # the ConfigRecord holding a PrivacyReport in a train reply
 
 
 class Mechanism(BaseModel):
@@ -51,3 +52,18 @@ def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, st
             accountant=ACCOUNTANT,
         )
     )
+
+
+class PrivacyReport(BaseModel):
+    """What a partner reports after a local round: the mechanism it ran and the epsilon of
+    its dataset over the run's whole history so far. Crosses the client/server boundary."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partner: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    noise_multiplier: float = Field(gt=0)
+    sample_rate: float = Field(gt=0, le=1)
+    steps: int = Field(ge=0)
+    delta: float = Field(gt=0, lt=1)
+    epsilon: float = Field(ge=0)

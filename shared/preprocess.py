@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .task import CategoricalFeature, NumericFeature, TaskSpec
+from .task import NumericFeature, TaskSpec
 
 
 class DataValidationError(ValueError):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from sangsaeng.client.data import load_local_data
-from sangsaeng.server.deployment import LocalDeployment, PartnerNode
 from sangsaeng.server.demo_data import write_partitions
+from sangsaeng.server.deployment import LocalDeployment, PartnerNode
 from sangsaeng.server.store import COMPLETED, Store
 from sangsaeng.shared.accounting import Mechanism, epsilon
 from sangsaeng.shared.metrics import roc_auc

@@ -51,7 +51,7 @@ def test_bad_fields_are_named(change: dict[str, object], field: str, reason: str
 def test_bad_features_are_named(caravan_task: TaskSpec) -> None:
     data = caravan_task.model_dump()
     data["features"][3] = {"name": "MGEMLEEF", "min": 5, "max": 1}
-    with pytest.raises(TaskSpecError, match=r"features\.3\.numeric: .*max must be greater than min"):
+    with pytest.raises(TaskSpecError, match=r"features\.3\.numeric: .*max must be greater"):
         TaskSpec.from_dict(data)
     data = caravan_task.model_dump()
     data["features"].append({"name": "MAANTHUI", "min": 0, "max": 1})

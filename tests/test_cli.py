@@ -1,0 +1,94 @@
+"""The README's demo command, as a user runs it (smaller task to keep CI short)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+from sangsaeng.server.demo import default_task_path
+from sangsaeng.server.store import COMPLETED, STOPPED, Store
+
+SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
+
+
+def short_task(tmp_path: Path, **changes: object) -> Path:
+    text = default_task_path().read_text()
+    for key, value in changes.items():
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
+    path = tmp_path / "task.toml"
+    path.write_text(text)
+    assert all(tomllib.loads(text)[k] == v for k, v in changes.items())
+    return path
+
+
+def live_processes_naming(text: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if text in line and not line.startswith("Z")]
+
+
+def test_demo_runs_to_the_final_table(tmp_path: Path) -> None:
+    task = short_task(tmp_path, rounds=2, local_epochs=1)
+    workdir = tmp_path / "demo"
+    result = subprocess.run([SANGSAENG, "demo", "--workdir", str(workdir), "--task", str(task)],
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "round 1/2" in out and "round 2/2" in out
+    assert re.search(r"Federated DP AUC 0\.\d{3} vs centralized non-private AUC 0\.\d{3}", out)
+    assert "ε hanbit-bank" in out and "completed" in out
+    assert (workdir / "model-run1.safetensors").is_file()
+    run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(1)
+    assert run.status == COMPLETED and len(run.rounds) == 2
+    assert live_processes_naming(str(workdir)) == []
+
+
+def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    task = short_task(tmp_path, rounds=50)
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen([SANGSAENG, "demo", "--workdir", str(workdir), "--task", str(task)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []],
+                     daemon=True).start()
+    seen, port = [], None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:  # wait until the deployment is up and training began
+        try:
+            seen.append(lines.get(timeout=1))
+        except queue.Empty:
+            continue
+        if m := re.search(r"SuperLink on 127\.0\.0\.1:(\d+)", seen[-1]):
+            port = m.group(1)
+        if "round 1/50" in seen[-1]:
+            break
+    assert port is not None and "round 1/50" in seen[-1], "".join(seen)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    time.sleep(0.5)  # let the reader thread drain the pipe
+    while not lines.empty():
+        seen.append(lines.get())
+    assert "Interrupted" in "".join(seen)
+    assert live_processes_naming(f"127.0.0.1:{port}") == []
+    run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(1)
+    assert run.status == STOPPED and run.reason == "stopped before it completed"
+
+
+def test_task_check(tmp_path: Path) -> None:
+    ok = subprocess.run([SANGSAENG, "task", "check", str(default_task_path())],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "85 features" in ok.stdout
+    bad = short_task(tmp_path, rounds=0)
+    result = subprocess.run([SANGSAENG, "task", "check", str(bad)], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "rounds: Input should be greater than or equal to 1" in (
+        result.stdout.replace("\n", ""))
