@@ -12,6 +12,7 @@ from sangsaeng.shared.preprocess import DataValidationError, encode, holdout_mas
 from sangsaeng.shared.task import TaskSpec
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+MIN_HOLDOUT_ROWS = 10  # holdout metrics never describe a handful of records
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def load_local_data(path: Path, task: TaskSpec) -> LocalData:
     x, y = encode(read_table(path), task)
     holdout = holdout_mask(len(y), task)
-    if holdout.all():
-        raise DataValidationError(None, "has too few rows to keep a holdout and train")
+    if holdout.sum() < MIN_HOLDOUT_ROWS or holdout.all():
+        raise DataValidationError(
+            None, f"has too few rows for a holdout of at least {MIN_HOLDOUT_ROWS} rows and "
+                  "a training split")
     return LocalData(x[~holdout], y[~holdout], x[holdout], y[holdout])

@@ -18,12 +18,13 @@ from rich.table import Table
 from sangsaeng.shared.task import TaskSpec, load_task
 
 from .baseline import centralized_auc
-from .control import FlowerControl, FlowerRunStatus, wait_for_run
+from .control import FlowerControl, FlowerRunStatus, record_flower_end, wait_for_run
 from .demo_data import write_partitions
 from .deployment import LocalDeployment, PartnerNode
 from .store import COMPLETED, Run, Store
 
 PARTNERS = ["hanbit-bank", "daehan-insurance", "minjung-mutual"]
+STOP_GRACE_SECONDS = 15
 
 
 def default_task_path() -> Path:
@@ -62,14 +63,16 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
             try:
                 status = _follow(control, store, flower_run_id, task, console)
             except BaseException:
-                control.stop_run(flower_run_id)  # Ctrl-C or time-out: stop it in Flower too
+                # Ctrl-C or time-out: stop the run in Flower too, and give the ServerApp a
+                # moment to record how it ended before its processes go.
+                control.stop_run(flower_run_id)
+                wait_for_run(control, flower_run_id, timeout=STOP_GRACE_SECONDS)
                 raise
         finally:
             control.close()
-    run = store.run_by_flower_id(flower_run_id)
+    run = record_flower_end(store, flower_run_id, status)
     if run is None:
         raise RuntimeError(f"the ServerApp never recorded run {flower_run_id}: {status.details}")
-    run = store.get_run(run.id)
     model_path = None
     if run.model is not None:
         model_path = workdir / f"model-run{run.id}.safetensors"
@@ -107,10 +110,10 @@ def _follow(control: FlowerControl, store: Store, flower_run_id: int, task: Task
         progress.update(bar, completed=len(shown), description=f"Flower run {flower_run_id}: "
                         f"{status.status}")
 
-    # Generous bound so a wedged deployment cannot hang the demo: every round may take its
-    # full timeout twice (train + evaluate), plus start-up.
+    # A bound so a wedged deployment cannot hang the demo: each round may wait its full
+    # timeout four times (nodes and replies, for training and for evaluation), plus start-up.
     with progress:
-        return wait_for_run(control, flower_run_id, timeout=task.rounds * 2 * task.round_timeout
+        return wait_for_run(control, flower_run_id, timeout=task.rounds * 4 * task.round_timeout
                             + 120, on_poll=on_poll)
 
 

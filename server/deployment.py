@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,34 +86,44 @@ class LocalDeployment:
         return self.workdir / f"{name}.log"
 
     def stop(self) -> None:
-        """Stop every process and every process they started (SuperExec, ServerApp,
-        ClientApps; some run in sessions of their own): SIGTERM first, SuperNodes before
-        the SuperLink, then SIGKILL whatever is still alive after STOP_TIMEOUT."""
-        family = [pid for proc in self.processes for pid in _descendants(proc.pid)]
-        for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for proc in reversed(self.processes):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        """Stop every process of this deployment, including those Flower started
+        (SuperExec, ServerApp, ClientApps; some in sessions of their own): SIGTERM once,
+        then SIGKILL whatever is still running after STOP_TIMEOUT. Ctrl-C is ignored
+        meanwhile, so a second one cannot leave processes behind."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                sent: set[int] = set()
+                deadline = time.monotonic() + STOP_TIMEOUT
+                while (pids := self.live_pids()) and time.monotonic() < deadline:
+                    for pid in set(pids) - sent:
+                        _kill(pid, sig)
+                        sent.add(pid)
+                    time.sleep(0.1)
+            for proc in self.processes:
+                proc.kill()  # a no-op for those already gone; then collect their status
                 proc.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in family:
-                _kill(pid, sig)
-            while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            deadline = time.monotonic() + STOP_TIMEOUT
-        self.processes.clear()
+            self.processes.clear()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
+
+    def live_pids(self) -> list[int]:
+        """Running processes whose command line names one of this deployment's addresses
+        (every Flower process names the SuperLink's or its SuperNode's)."""
+        addresses = {f"{LOOPBACK}:{port}" for port in [self.port, *self.node_ports]}
+        return [pid for pid, argv in running_processes() if addresses.intersection(argv)]
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        exe = Path(sys.executable).parent / argv[0]  # the entry points of this environment
+        # Flower starts its helpers (flower-superexec, flwr-serverapp, ...) by name from PATH:
+        # put this environment's scripts first, also when it was never "activated".
+        scripts = str(Path(sys.executable).parent)
+        path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
         with self.log_path(name).open("wb") as log:
             self.processes.append(subprocess.Popen(
-                [str(exe), *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
+                [str(Path(scripts) / argv[0]), *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, "PATH": path, **(env or {})},
                 start_new_session=True,
             ))
 
@@ -129,30 +140,21 @@ class LocalDeployment:
 
 
 
-def _descendants(root: int) -> list[int]:
-    """PIDs of every live process below `root`, read from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
+def running_processes() -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every running process, from /proc (Linux); zombies, which only wait
+    for their parent to collect them, are left out."""
+    found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [root]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
+        if not entry.name.isdigit():
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and argv != [""]:
+            found.append((int(entry.name), argv))
     return found
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waits only for its parent to collect its exit status)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _kill(pid: int, sig: signal.Signals) -> None:

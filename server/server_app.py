@@ -20,20 +20,24 @@ def main(grid: Grid, context: Context) -> None:
     task = TaskSpec.from_run_config(dict(context.run_config))  # bad task: fails, nothing stored
     store = Store(settings.store_url())
     run_id = store.start_run(context.run_id, task.dataset, task.to_json(), task.sha256())
+    strategy = RecordingFedAvg(task, store, run_id)
     try:
-        strategy = RecordingFedAvg(task, store, run_id)
         initial = build_model(task, seed=task.seed).state_dict()
         result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial),
                                 num_rounds=task.rounds, timeout=task.round_timeout)
-        store.end_run(run_id, COMPLETED,
-                      model=to_safetensors(result.arrays.to_torch_state_dict()))
-    except RunFailed as err:
-        store.end_run(run_id, FAILED, str(err))
+        store.end_run(run_id, COMPLETED, model=_weights(result.arrays))
+    except BaseException as err:
+        # What was done stays recorded: the reason, and the last model partners paid for.
+        if isinstance(err, RunFailed):
+            status, reason = FAILED, str(err)
+        elif isinstance(err, Exception):
+            status, reason = FAILED, f"{type(err).__name__}: {err}"
+        else:  # SystemExit / KeyboardInterrupt: Flower stopped the run
+            status, reason = STOPPED, "stopped before it completed"
+        store.end_run(run_id, status, reason, model=_weights(strategy.latest_arrays))
         raise
-    except Exception as err:
-        store.end_run(run_id, FAILED, f"{type(err).__name__}: {err}")
-        raise
-    except BaseException:  # SystemExit / KeyboardInterrupt: Flower stopped the run
-        store.end_run(run_id, STOPPED, "stopped before it completed")
-        raise
+
+
+def _weights(arrays: ArrayRecord | None) -> bytes | None:
+    return None if arrays is None else to_safetensors(arrays.to_torch_state_dict())
 

@@ -7,7 +7,15 @@ import time
 from collections.abc import Iterable
 from typing import cast
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, MetricRecordValues
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    MetricRecordValues,
+    RecordDict,
+)
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from pydantic import ValidationError
@@ -25,28 +33,31 @@ class RunFailed(RuntimeError):
 
 
 class RecordingFedAvg(FedAvg):
-    def __init__(self, task: TaskSpec, store: Store, run_id: int) -> None:
-        super().__init__(
-            min_train_nodes=task.min_nodes,
-            min_evaluate_nodes=task.min_nodes,
-            min_available_nodes=task.min_nodes,
-        )
-        self.task, self.store, self.run_id = task, store, run_id
+    """FedAvg over every connected partner node, with the task's minimum and timeout.
 
-    # Flower's sample_nodes() waits for nodes without a deadline: wait here first, bounded.
+    `latest_arrays` is the last aggregated model, kept so a run that fails later can
+    still store what its partners paid budget for.
+    """
+
+    def __init__(self, task: TaskSpec, store: Store, run_id: int) -> None:
+        super().__init__(min_train_nodes=task.min_nodes, min_evaluate_nodes=task.min_nodes,
+                         min_available_nodes=task.min_nodes)
+        self.task, self.store, self.run_id = task, store, run_id
+        self.latest_arrays: ArrayRecord | None = None
+
+    # Flower's own sampling (strategy_utils.sample_nodes) waits for nodes without a
+    # deadline; every round here asks all connected nodes, after a bounded wait.
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        self._await_nodes(grid, server_round)
-        return super().configure_train(server_round, arrays, config, grid)
+        return self._messages(server_round, arrays, config, grid, MessageType.TRAIN)
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:
-        self._await_nodes(grid, server_round)
-        return super().configure_evaluate(server_round, arrays, config, grid)
+        return self._messages(server_round, arrays, config, grid, MessageType.EVALUATE)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replied, failed = _split(replies)
+        replied, failed = self._check_and_log_replies(replies, is_train=True, validate=False)
         ok, reports = [], []
         for msg in replied:
             if (report := _privacy_report(msg)) is None:
@@ -61,11 +72,13 @@ class RecordingFedAvg(FedAvg):
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
                                      failed))
-        return super().aggregate_train(server_round, ok)
+        arrays, metrics = super().aggregate_train(server_round, ok)
+        self.latest_arrays = arrays
+        return arrays, metrics
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
                            ) -> MetricRecord | None:
-        ok, failed = _split(replies)
+        ok, failed = self._check_and_log_replies(replies, is_train=False, validate=False)
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("evaluation", server_round, len(ok), self.task.min_nodes,
                                      failed))
@@ -74,16 +87,19 @@ class RecordingFedAvg(FedAvg):
                                 metrics=metrics)
         return MetricRecord(metrics)
 
-    def _await_nodes(self, grid: Grid, server_round: int) -> None:
+    def _messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                  grid: Grid, message_type: str) -> Iterable[Message]:
         deadline = time.monotonic() + self.task.round_timeout
-        while (connected := len(list(grid.get_node_ids()))) < self.task.min_nodes:
+        while len(nodes := list(grid.get_node_ids())) < self.task.min_nodes:
             if time.monotonic() > deadline:
                 raise RunFailed(
-                    f"round {server_round}: only {connected} of the {self.task.min_nodes} "
+                    f"round {server_round}: only {len(nodes)} of the {self.task.min_nodes} "
                     f"partner nodes the task needs connected within {self.task.round_timeout:g} s"
                 )
             time.sleep(NODE_POLL_SECONDS)
-
+        config["server-round"] = server_round
+        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        return self._construct_messages(record, nodes, message_type)
 
 
 def _privacy_report(msg: Message) -> PrivacyReport | None:
@@ -93,11 +109,6 @@ def _privacy_report(msg: Message) -> PrivacyReport | None:
         return PrivacyReport.model_validate(dict(record)) if record is not None else None
     except ValidationError:
         return None
-
-
-def _split(replies: Iterable[Message]) -> tuple[list[Message], list[Message]]:
-    replies = list(replies)
-    return [m for m in replies if not m.has_error()], [m for m in replies if m.has_error()]
 
 
 def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
@@ -110,12 +121,13 @@ def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
 def _reason(msg: Message) -> str:
     if not msg.has_error():
         return "a training reply without a valid privacy report"
-    lines = (msg.error.reason or "").strip().splitlines()
-    return lines[-1] if lines else "unknown error"
+    return msg.error.reason or "unknown error"
 
 
 def _weighted_mean(records: list[MetricRecord]) -> dict[str, MetricRecordValues]:
-    """Example-weighted mean of each metric over the partners that report it."""
+    """Example-weighted mean of each metric over the partners that report it (FedAvg's own
+    aggregate_metricrecords needs every key in every reply; AUC is undefined for a
+    partner whose holdout has one class)."""
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
     for record in records:

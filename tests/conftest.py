@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from sangsaeng.server.demo import default_task_path
+from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.task import TaskSpec, load_task
 
 
@@ -18,6 +19,18 @@ def task_with(**changes: Any) -> TaskSpec:
         else:
             data[key] = value
     return TaskSpec.from_dict(data)
+
+
+def opacus_live_epsilon(history: list[Mechanism], delta: float) -> float:
+    """Epsilon as Opacus' PrivacyEngine accumulates it while training: one accountant.step
+    per optimizer step (an independent path from the project's whole-history replay)."""
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    for m in history:
+        for _ in range(m.steps):
+            accountant.step(noise_multiplier=m.noise_multiplier, sample_rate=m.sample_rate)
+    return float(accountant.get_epsilon(delta=delta))
 
 
 @pytest.fixture
@@ -46,3 +59,14 @@ def small_task() -> TaskSpec:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def flower_task_identity():  # type: ignore[no-untyped-def]
+    """Flower stamps messages with the identity of the running task; outside a SuperNode
+    or SuperLink, tests that build Messages by hand set one."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    yield
+    TaskIdentity._run_id = TaskIdentity._node_id = TaskIdentity._task_id = None  # type: ignore[attr-defined]

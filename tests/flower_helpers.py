@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sangsaeng.server.control import FlowerControl, FlowerRunStatus, wait_for_run
-from sangsaeng.server.deployment import LocalDeployment
+from sangsaeng.server.deployment import LocalDeployment, running_processes
 from sangsaeng.shared.task import TaskSpec
 
 
@@ -20,18 +20,12 @@ def run_task(deployment: LocalDeployment, task: TaskSpec | str,
         control.close()
 
 
-def processes_using(deployment: LocalDeployment) -> list[str]:
-    """Command lines of live (non-zombie) processes that name this deployment's ports."""
-    needles = [f":{deployment.port}", *(f":{p}" for p in deployment.node_ports)]
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z" and any(n in cmdline for n in needles):
-            found.append(cmdline)
-    return found
+FLOWER_PROGRAMS = {"flower-superlink", "flower-supernode", "flower-superexec", "flwr-serverapp",
+                   "flwr-clientapp"}
+
+
+def flower_processes() -> list[str]:
+    """Command lines of every running Flower process on this machine (tests run one
+    deployment at a time, so after one stops there must be none)."""
+    return [" ".join(argv) for _, argv in running_processes()
+            if any(Path(arg).name in FLOWER_PROGRAMS for arg in argv[:2])]

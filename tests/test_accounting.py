@@ -1,20 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from opacus.accountants import RDPAccountant
 
 from sangsaeng.shared.accounting import Mechanism, epsilon, noise_for_target
 
+from .conftest import opacus_live_epsilon
+
 DELTA = 1e-5
-
-
-def stepped_by_opacus(history: list[Mechanism]) -> float:
-    """Epsilon as Opacus' PrivacyEngine accumulates it live: one accountant.step per step."""
-    accountant = RDPAccountant()
-    for m in history:
-        for _ in range(m.steps):
-            accountant.step(noise_multiplier=m.noise_multiplier, sample_rate=m.sample_rate)
-    return float(accountant.get_epsilon(delta=DELTA))
 
 
 def test_matches_opacus_over_mixed_history() -> None:
@@ -22,7 +14,7 @@ def test_matches_opacus_over_mixed_history() -> None:
                Mechanism(noise_multiplier=1.3, sample_rate=0.02, steps=120),
                Mechanism(noise_multiplier=1.0, sample_rate=0.04, steps=50)]
     ours = epsilon(history, DELTA)
-    assert ours == pytest.approx(stepped_by_opacus(history), rel=0.01)
+    assert ours == pytest.approx(opacus_live_epsilon(history, DELTA), rel=0.01)
 
 
 def test_composes_never_adds() -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 from sangsaeng.server.demo import default_task_path
 from sangsaeng.server.store import COMPLETED, STOPPED, Store
 
+from .flower_helpers import flower_processes
+
 SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
 
 
@@ -27,11 +29,6 @@ def short_task(tmp_path: Path, **changes: object) -> Path:
     path.write_text(text)
     assert all(tomllib.loads(text)[k] == v for k, v in changes.items())
     return path
-
-
-def live_processes_naming(text: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "stat=,args="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if text in line and not line.startswith("Z")]
 
 
 def test_demo_runs_to_the_final_table(tmp_path: Path) -> None:
@@ -48,7 +45,7 @@ def test_demo_runs_to_the_final_table(tmp_path: Path) -> None:
     assert (workdir / "model-run1.safetensors").is_file()
     run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(1)
     assert run.status == COMPLETED and len(run.rounds) == 2
-    assert live_processes_naming(str(workdir)) == []
+    assert flower_processes() == []
 
 
 def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -60,25 +57,23 @@ def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []],
                      daemon=True).start()
-    seen, port = [], None
+    seen: list[str] = []
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:  # wait until the deployment is up and training began
         try:
             seen.append(lines.get(timeout=1))
         except queue.Empty:
             continue
-        if m := re.search(r"SuperLink on 127\.0\.0\.1:(\d+)", seen[-1]):
-            port = m.group(1)
         if "round 1/50" in seen[-1]:
             break
-    assert port is not None and "round 1/50" in seen[-1], "".join(seen)
+    assert seen and "round 1/50" in seen[-1], "".join(seen)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     time.sleep(0.5)  # let the reader thread drain the pipe
     while not lines.empty():
         seen.append(lines.get())
     assert "Interrupted" in "".join(seen)
-    assert live_processes_naming(f"127.0.0.1:{port}") == []
+    assert flower_processes() == []
     run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(1)
     assert run.status == STOPPED and run.reason == "stopped before it completed"
 

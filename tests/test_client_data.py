@@ -10,9 +10,9 @@ from sangsaeng.client.partner import PartnerConfig, PartnerConfigError
 from sangsaeng.shared.preprocess import DataValidationError
 from sangsaeng.shared.task import TaskSpec
 
-ROWS = pd.DataFrame({"age": [20, 30, 40, 50, 60] * 4, "income": [1e3] * 20,
-                     "region": ["north", "south", "3", "north", "south"] * 4,
-                     "churn": ["no", "yes"] * 10})
+ROWS = pd.DataFrame({"age": [20, 30, 40, 50, 60] * 20, "income": [1e3] * 100,
+                     "region": ["north", "south", "3", "north", "south"] * 20,
+                     "churn": ["no", "yes"] * 50})
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".CSV"])
@@ -23,8 +23,17 @@ def test_reads_csv_and_parquet(tmp_path: Path, suffix: str, small_task: TaskSpec
     else:
         ROWS.to_parquet(path, index=False)
     data = load_local_data(path, small_task)
-    assert len(data.y_train) + len(data.y_holdout) == 20 and len(data.y_holdout) == 4
+    assert len(data.y_train) + len(data.y_holdout) == 100 and len(data.y_holdout) == 20
     assert data.x_train.shape[1] == 5
+
+
+def test_too_small_for_a_holdout(tmp_path: Path, small_task: TaskSpec) -> None:
+    path = tmp_path / "t.csv"
+    ROWS.iloc[:49].to_csv(path, index=False)  # 49 * 0.2 -> a holdout of 10 rows is fine
+    load_local_data(path, small_task)
+    ROWS.iloc[:47].to_csv(path, index=False)  # 47 * 0.2 -> 9 rows: too few
+    with pytest.raises(DataValidationError, match="too few rows for a holdout of at least 10"):
+        load_local_data(path, small_task)
 
 
 def test_file_problems_are_reported_without_content(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,47 +15,78 @@ from sangsaeng.server.deployment import LocalDeployment, PartnerNode
 from sangsaeng.server.store import FAILED, Store
 
 from .conftest import task_with
-from .flower_helpers import processes_using, run_task
+from .flower_helpers import flower_processes, run_task
+
+
+def _set(column: str, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def damage(table: pd.DataFrame) -> pd.DataFrame:
+        table[column] = table[column].astype(object)
+        table.loc[table.index[::7], column] = value
+        return table
+    return damage
+
+
+# Each broken partner's file, and the error it must produce (a column and a kind of problem).
+BROKEN: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], str]] = {
+    "nan-bank": (_set("MGODRK", np.nan), "column 'MGODRK': has missing values (NaN)"),
+    "range-bank": (_set("MAANTHUI", 11), "column 'MAANTHUI': has values outside the declared "
+                                         "range [1.0, 10.0]"),
+    "category-bank": (_set("MOSTYPE", 42), "column 'MOSTYPE': has values outside the declared "
+                                           "categories"),
+    "type-bank": (_set("MGEMLEEF", "zq-senior"), "column 'MGEMLEEF': must be numeric"),
+    "missing-bank": (lambda t: t.drop(columns="PPERSAUT"),
+                     "column 'PPERSAUT': is missing from the table"),
+    "empty-bank": (lambda t: t.iloc[0:0], "table: has no rows"),
+}
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Two partners; 'broken-bank' holds a file with missing values in one column."""
+    """'good-bank' holds a valid file; every other partner a broken one (or none at all)."""
     workdir = tmp_path_factory.mktemp("failures")
-    good, broken = write_partitions(["good-bank", "broken-bank"], workdir / "partners")
-    table = pd.read_csv(broken)
-    table.loc[table.index[::7], "MGODRK"] = np.nan
-    table.to_csv(broken, index=False)
+    names = ["good-bank", *BROKEN]
+    paths = write_partitions(names, workdir / "partners")
+    for path, (damage, _) in zip(paths[1:], BROKEN.values(), strict=True):
+        reader = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
+        damage(reader(path)).to_csv(path, index=False)
+    partners = [PartnerNode(n, "caravan", p) for n, p in zip(names, paths, strict=True)]
+    partners.append(PartnerNode("nofile-bank", "caravan", workdir / "nowhere.csv"))
     store_url = f"sqlite:///{workdir / 'store.db'}"
-    partners = [PartnerNode("good-bank", "caravan", good),
-                PartnerNode("broken-bank", "caravan", broken)]
     with LocalDeployment(workdir / "logs", store_url, partners) as dep:
         yield dep, Store(store_url)
-    assert processes_using(dep) == []
+    assert dep.live_pids() == [] and flower_processes() == []
 
 
-def test_bad_partner_data_fails_the_run_naming_the_column(deployment) -> None:  # type: ignore[no-untyped-def]
+def test_bad_partner_data_fails_the_run_naming_each_problem(deployment) -> None:  # type: ignore[no-untyped-def]
     dep, store = deployment
-    flower_run_id, status = run_task(dep, task_with(rounds=2, local_epochs=1, min_nodes=2,
-                                                    round_timeout=60))
+    n = len(dep.partners)
+    flower_run_id, status = run_task(dep, task_with(rounds=2, local_epochs=1, min_nodes=n,
+                                                    round_timeout=120))
     assert (status.status, status.sub_status) == ("finished", "failed")
     run = store.get_run(store.run_by_flower_id(flower_run_id).id)
     assert run.status == FAILED and run.model is None
-    assert "round 1: 1 of the 2 partner training replies needed arrived" in run.reason
-    assert "column 'MGODRK': has missing values (NaN)" in run.reason
-    assert "nan" not in run.reason.replace("NaN", "")  # no values, only the kind of problem
-    # the good partner trained and spent budget: that stays on record; the broken one did not
+    assert f"round 1: 1 of the {n} partner training replies needed arrived" in run.reason
+    for _, expected in BROKEN.values():
+        assert expected in run.reason
+    assert "data file named in node_config 'data-path' does not exist" in run.reason
+    # kinds of problems only: none of the planted values, nor any path, is in the reason
+    for leaked in ("zq-senior", "42", "11", "nowhere", str(Path.home())):
+        assert leaked not in run.reason
+    # the good partner trained and spent budget: that stays on record; no broken one did
     assert {(r.partner, r.round) for r in run.privacy_reports} == {("good-bank", 1)}
     assert [r.round for r in run.rounds] == [1] and run.rounds[0].trained_nodes == 1
 
 
 def test_too_few_partners_fails_after_the_timeout(deployment) -> None:  # type: ignore[no-untyped-def]
     dep, store = deployment
-    flower_run_id, status = run_task(dep, task_with(min_nodes=3, round_timeout=3), timeout=60)
+    n = len(dep.partners)
+    flower_run_id, status = run_task(dep, task_with(min_nodes=n + 1, round_timeout=3),
+                                     timeout=60)
     assert (status.status, status.sub_status) == ("finished", "failed")
     run = store.run_by_flower_id(flower_run_id)
     assert run is not None and run.status == FAILED
-    assert "only 2 of the 3 partner nodes the task needs connected within 3 s" in run.reason
+    assert f"only {n} of the {n + 1} partner nodes the task needs connected within 3 s" in (
+        run.reason)
     assert store.get_run(run.id).privacy_reports == []
 
 

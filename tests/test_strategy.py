@@ -1,0 +1,57 @@
+"""The ServerApp's strategy with hand-made replies and a real store (no Flower processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+
+from sangsaeng.server.store import Store
+from sangsaeng.server.strategy import RecordingFedAvg, RunFailed
+from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport
+from sangsaeng.shared.task import TaskSpec
+
+pytestmark = pytest.mark.usefixtures("flower_task_identity")
+
+REPORT = PrivacyReport(partner="acme", dataset="toy", noise_multiplier=1.0, sample_rate=0.1,
+                       steps=10, delta=1e-5, epsilon=0.9)
+
+
+def reply(value: float, report: dict[str, object] | None) -> Message:
+    content = RecordDict({"arrays": ArrayRecord([np.full(3, value)]),
+                          "metrics": MetricRecord({"num-examples": 10})})
+    if report is not None:
+        content[PRIVACY_KEY] = ConfigRecord(report)  # type: ignore[arg-type]
+    return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
+
+
+def strategy(tmp_path: Path, task: TaskSpec, min_nodes: int) -> tuple[RecordingFedAvg, Store]:
+    task = TaskSpec.from_dict({**task.model_dump(), "min_nodes": min_nodes})
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    run_id = store.start_run(1, task.dataset, task.to_json(), task.sha256())
+    return RecordingFedAvg(task, store, run_id), store
+
+
+@pytest.mark.parametrize("bad", [None, {**REPORT.model_dump(), "epsilon": -1.0},
+                                 {"partner": "acme"}])
+def test_update_without_valid_report_is_never_aggregated(
+        tmp_path: Path, small_task: TaskSpec, bad: dict[str, object] | None) -> None:
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=1)
+    arrays, _ = fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump()), reply(9.0, bad)])
+    assert arrays is not None
+    np.testing.assert_array_equal(arrays.to_numpy_ndarrays()[0], np.full(3, 1.0))
+    [record] = store.get_run(fedavg.run_id).privacy_reports
+    assert (record.partner, record.epsilon) == ("acme", 0.9)
+
+
+def test_too_few_valid_updates_fail_the_round_but_reports_stay(
+        tmp_path: Path, small_task: TaskSpec) -> None:
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=2)
+    with pytest.raises(RunFailed, match="round 1: 1 of the 2 partner training replies needed "
+                                        "arrived; partner errors: a training reply without a "
+                                        "valid privacy report"):
+        fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump()), reply(9.0, None)])
+    assert len(store.get_run(fedavg.run_id).privacy_reports) == 1
+    assert fedavg.latest_arrays is None
