@@ -122,7 +122,7 @@ def _print_summary(result: DemoResult, console: Console) -> None:
     partners = sorted({r.partner for r in run.privacy_reports})
     table = Table(title=f"Run {run.id} (Flower run {run.flower_run_id}): {run.status}")
     for col in ["round", "loss", "accuracy", "AUC", *[f"ε {p}" for p in partners]]:
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", overflow="fold")
     for row in run.rounds:
         eps = {r.partner: r.epsilon for r in run.privacy_reports if r.round == row.round}
         table.add_row(str(row.round), _fmt(row.metrics.get("loss")),
