@@ -26,9 +26,8 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
-from pydantic import TypeAdapter
 
-from sangsaeng.shared.accounting import PRIVACY_KEY, Mechanism, PrivacyReport, epsilon
+from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport
 from sangsaeng.shared.metrics import roc_auc, rounded_count
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.preprocess import DataValidationError
@@ -36,34 +35,35 @@ from sangsaeng.shared.task import TaskSpec, TaskSpecError
 
 from . import dp_sgd
 from .data import LocalData, load_local_data
-from .partner import PartnerConfig, PartnerConfigError
+from .ledger import Ledger
+from .policy import (
+    DatasetPolicy,
+    PartnerPolicy,
+    PolicyError,
+    TaskRefused,
+    check_mechanism,
+    check_task,
+)
 
 log = logging.getLogger(__name__)
 
 # In context.state: stays on the SuperNode and is kept across the rounds of a run.
-HISTORY_KEY = "privacy-history"
 EVALUATIONS_KEY = "evaluations"
-_HISTORY = TypeAdapter(list[Mechanism])
 METRIC_DIGITS = 3  # holdout metrics leave rounded
-
-
-class TaskRefused(ValueError):
-    """The partner will not do what the message asks (the reason names the limit)."""
 
 
 Handler = Callable[[Message, Context], Message]
 
 
 def _errors_as_replies(handler: Handler) -> Handler:
-    """Turn exceptions into error replies whose reason is safe to send. Replying (rather
-    than raising) also makes Flower keep the updated context.state, so a round that was
-    counted in the history before training stays counted if training fails."""
+    """Turn exceptions into error replies whose reason is safe to send (the partner's
+    own log keeps the details of anything unexpected)."""
 
     @functools.wraps(handler)
     def wrapped(msg: Message, context: Context) -> Message:
         try:
             return handler(msg, context)
-        except (TaskSpecError, PartnerConfigError, DataValidationError, TaskRefused) as err:
+        except (TaskSpecError, PolicyError, DataValidationError, TaskRefused) as err:
             reason = str(err)  # written to name fields and columns, never values
         except Exception as err:
             log.exception("ClientApp failed")  # the full story stays in the partner's logs
@@ -80,24 +80,27 @@ app = ClientApp()
 @app.train()
 @_errors_as_replies
 def train(msg: Message, context: Context) -> Message:
-    task, partner, data = _setup(context)
-    model = _global_model(msg, task)
-    history = _history(context)
-    if len(history) >= task.rounds:
-        raise TaskRefused(f"partner '{partner.partner}' already trained the {task.rounds} "
-                          "rounds this run declares")
+    task, policy, rules, data = _setup(context)
     planned = dp_sgd.plan(task, len(data.y_train))
-    # Count the round before training: a failure may waste budget but never hides it.
-    history.append(planned)
-    _save_history(context, history)
-    dp_sgd.train(model, data.x_train, data.y_train, task, planned)
-    report = PrivacyReport(
-        partner=partner.partner, dataset=partner.dataset,
-        noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
-        steps=planned.steps, delta=task.dp.delta,
-        # epsilon of this dataset in this run, from the accountant over its full history
-        epsilon=epsilon(history, task.dp.delta),
-    )
+    check_mechanism(policy, rules, planned)
+    model = _global_model(msg, task)
+    run_id = str(context.run_id)
+    with Ledger(policy.ledger_path(task.dataset)) as ledger:
+        # Durably reserved before training: a failure may waste budget, never hide it.
+        reserve = ledger.reserve(
+            run_id=run_id, round_=_server_round(msg), planned=planned, run_rounds=task.rounds,
+            delta=rules.delta, cap=rules.epsilon_cap, task_sha256=task.sha256(),
+            partner=policy.partner)
+        dp_sgd.train(model, data.x_train, data.y_train, task, planned)
+        ledger.commit(reserve)  # the update goes to Flower for sending right after this
+        report = PrivacyReport(
+            partner=policy.partner, dataset=task.dataset,
+            noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
+            steps=planned.steps, delta=rules.delta,
+            # both recomputed by the accountant from the ledger's full history
+            epsilon=ledger.epsilon(rules.delta, run_id=run_id),
+            lifetime_epsilon=ledger.epsilon(rules.delta), epsilon_cap=rules.epsilon_cap,
+        )
     return Message(RecordDict({
         "arrays": ArrayRecord(model.state_dict()),
         "metrics": MetricRecord({"num-examples": rounded_count(len(data.y_train))}),
@@ -108,12 +111,12 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 @_errors_as_replies
 def evaluate(msg: Message, context: Context) -> Message:
-    task, partner, data = _setup(context)
+    task, policy, _, data = _setup(context)
     # Each evaluation answers a query about the holdout rows: at most one per round.
     record = context.state.config_records.get(EVALUATIONS_KEY)
     done = 0 if record is None else cast(int, record["count"])
     if done >= task.rounds:
-        raise TaskRefused(f"partner '{partner.partner}' already evaluated the {task.rounds} "
+        raise TaskRefused(f"partner '{policy.partner}' already evaluated the {task.rounds} "
                           "rounds this run declares")
     context.state[EVALUATIONS_KEY] = ConfigRecord({"count": done + 1})
     model = _global_model(msg, task)
@@ -134,27 +137,23 @@ def evaluate(msg: Message, context: Context) -> Message:
         "num-examples": rounded_count(len(labels)), **rounded})}), reply_to=msg)
 
 
-def _setup(context: Context) -> tuple[TaskSpec, PartnerConfig, LocalData]:
+def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, LocalData]:
+    """The task, checked against the partner's policy before any data is read; then the data."""
     task = TaskSpec.from_run_config(dict(context.run_config))
-    partner = PartnerConfig.from_node_config(dict(context.node_config))
-    if task.dataset != partner.dataset:
-        raise PartnerConfigError(
-            f"task asks for dataset '{task.dataset}'; partner '{partner.partner}' "
-            f"holds '{partner.dataset}'"
-        )
-    return task, partner, load_local_data(partner.data_path, task)
+    policy = PartnerPolicy.from_node_config(dict(context.node_config))
+    rules = check_task(policy, task)
+    data = load_local_data(rules.data_path, task)
+    if len(data.y_train) + len(data.y_holdout) < rules.min_rows:
+        raise TaskRefused(f"partner '{policy.partner}' refuses: the dataset has fewer rows "
+                          "than its policy's minimum")
+    return task, policy, rules, data
+
+
+def _server_round(msg: Message) -> int:
+    return int(cast(int, msg.content.config_records["config"]["server-round"]))
 
 
 def _global_model(msg: Message, task: TaskSpec) -> torch.nn.Module:
     model = build_model(task)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     return model
-
-
-def _history(context: Context) -> list[Mechanism]:
-    record = context.state.config_records.get(HISTORY_KEY)
-    return [] if record is None else _HISTORY.validate_json(str(record["json"]))
-
-
-def _save_history(context: Context, history: list[Mechanism]) -> None:
-    context.state[HISTORY_KEY] = ConfigRecord({"json": _HISTORY.dump_json(history).decode()})

@@ -29,7 +29,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if reader is None:
         raise DataValidationError(None, f"data file must be .csv or .parquet, not '{path.suffix}'")
     if not path.is_file():
-        raise DataValidationError(None, "data file named in node_config 'data-path' does not exist")
+        raise DataValidationError(None, "data file does not exist")
     try:
         return reader(path)
     except Exception as err:  # parser errors may quote file content: report only the kind

@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from sangsaeng.client.cli import app as client_app
 from sangsaeng.shared.task import TaskSpecError, load_task
 
 app = typer.Typer(help="Sangsaeng: federated DP-SGD on partners' private tables.",
                   no_args_is_help=True, add_completion=False)
 task_app = typer.Typer(help="Task specs (what a startup submits).", no_args_is_help=True)
 app.add_typer(task_app, name="task")
+app.add_typer(client_app, name="client")
 console = Console()
 
 

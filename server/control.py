@@ -18,7 +18,7 @@ from flwr.supercore.fab import Fab
 from sangsaeng.shared.task import RUN_CONFIG_KEY
 
 from .fab import build_fab
-from .store import FAILED, RUNNING, Run, Store
+from .store import FAILED, RUNNING, STOPPED, Run, Store
 
 
 @dataclass(frozen=True)
@@ -78,13 +78,16 @@ def wait_for_run(control: FlowerControl, run_id: int, timeout: float,
 
 
 def record_flower_end(store: Store, flower_run_id: int, status: FlowerRunStatus) -> Run | None:
-    """The run as stored, closed as FAILED if Flower finished it but the ServerApp died
-    before it could record the end (killed, out of memory): the store never claims a run
-    is still running once Flower says it is not."""
+    """The run as stored, closed if Flower finished it but the ServerApp could not record
+    the end (stopped and shut down first, killed, out of memory): the store never claims a
+    run is still running once Flower says it is not."""
     run = store.run_by_flower_id(flower_run_id)
     if run is None:
         return None
     if run.status == RUNNING and status.finished:
-        store.end_run(run.id, FAILED, f"Flower reports the run {status.sub_status or 'ended'}"
-                      f" but the ServerApp recorded no end: {status.details or 'no details'}")
+        if status.sub_status == "stopped":
+            store.end_run(run.id, STOPPED, "stopped before it completed")
+        else:
+            store.end_run(run.id, FAILED, f"Flower reports the run {status.sub_status or 'ended'}"
+                          f" but the ServerApp recorded no end: {status.details or 'no details'}")
     return store.get_run(run.id)

@@ -1,8 +1,10 @@
 """`sangsaeng demo`: a whole federated DP run on loopback, shown as a startup would see it.
 
-Three partner SuperNodes each hold a private slice of a real insurance customer table,
-train locally with DP-SGD and send only clipped, noised updates; the SuperLink aggregates;
-every round and privacy report lands in the SQLite store.
+Three partner SuperNodes each hold a private slice of a real insurance customer table
+and their own privacy policy (a lifetime epsilon cap) and ledger; they train locally with
+DP-SGD and send only clipped, noised updates; the SuperLink aggregates; every round and
+privacy report lands in the SQLite store. The work directory persists, so a second demo
+run continues from the partners' spending — until a partner's cap refuses a run.
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sangsaeng.client.budget import DatasetBudget, dataset_budget
+from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.shared.task import TaskSpec, load_task
 
 from .baseline import centralized_auc
 from .control import FlowerControl, FlowerRunStatus, record_flower_end, wait_for_run
-from .demo_data import write_partitions
+from .demo_data import caravan_columns, write_partitions, write_policy
 from .deployment import LocalDeployment, PartnerNode
 from .store import COMPLETED, Run, Store
 
-PARTNERS = ["hanbit-bank", "daehan-insurance", "minjung-mutual"]
+# partner -> its lifetime epsilon cap on the dataset (its policy, not the task's)
+PARTNERS = {"hanbit-bank": 10.0, "daehan-insurance": 10.0, "minjung-mutual": 6.0}
 STOP_GRACE_SECONDS = 15
 
 
@@ -38,6 +43,7 @@ class DemoResult:
     baseline_auc: float | None
     model_path: Path | None
     store_url: str
+    budgets: list[DatasetBudget]  # each partner's own view, from its ledger
 
 
 def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None = None,
@@ -47,9 +53,13 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
     workdir = workdir.resolve()
     store_url = store_url or f"sqlite:///{workdir / 'sangsaeng.db'}"
     store = Store(store_url)
-    data_paths = write_partitions(PARTNERS, workdir / "partners")
-    partners = [PartnerNode(name, task.dataset, path) for name, path in zip(PARTNERS, data_paths,
-                                                                              strict=True)]
+    data_paths = write_partitions(list(PARTNERS), workdir / "partners")
+    allowed = caravan_columns()  # every column of the table, but not the customer id
+    partners = [
+        PartnerNode(name, write_policy(workdir / "partners" / f"{name}.policy.toml", name,
+                                       task.dataset, path, cap, allowed))
+        for (name, cap), path in zip(PARTNERS.items(), data_paths, strict=True)
+    ]
     console.print(f"[bold]Sangsaeng demo[/]: {len(partners)} partners hold private slices of "
                   f"'{task.dataset}'; task {task.sha256()[:12]} ({task.model.kind}, "
                   f"{task.rounds} rounds, σ={task.dp.noise_multiplier or 'from target ε'}, "
@@ -63,10 +73,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
             try:
                 status = _follow(control, store, flower_run_id, task, console)
             except BaseException:
-                # Ctrl-C or time-out: stop the run in Flower too, and give the ServerApp a
-                # moment to record how it ended before its processes go.
-                control.stop_run(flower_run_id)
-                wait_for_run(control, flower_run_id, timeout=STOP_GRACE_SECONDS)
+                _stop(control, store, flower_run_id)  # Ctrl-C or time-out
                 raise
         finally:
             control.close()
@@ -78,14 +85,28 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         model_path = workdir / f"model-run{run.id}.safetensors"
         model_path.write_bytes(run.model)
     console.print("Centralized, non-private baseline (same model, pooled data)...")
-    result = DemoResult(run, status, centralized_auc(task, data_paths), model_path, store_url)
+    budgets = [dataset_budget(PartnerPolicy.load(p.policy_path), task.dataset) for p in partners]
+    result = DemoResult(run, status, centralized_auc(task, data_paths), model_path, store_url,
+                        budgets)
     _print_summary(result, console)
     return result
+
+
+def _stop(control: FlowerControl, store: Store, flower_run_id: int) -> None:
+    """Stop the run in Flower too, and make sure the store says how it ended, whether or
+    not the ServerApp got to record it before its processes go."""
+    control.stop_run(flower_run_id)
+    try:
+        status = wait_for_run(control, flower_run_id, timeout=STOP_GRACE_SECONDS)
+    except TimeoutError:
+        return
+    record_flower_end(store, flower_run_id, status)
 
 
 def _follow(control: FlowerControl, store: Store, flower_run_id: int, task: TaskSpec,
             console: Console) -> FlowerRunStatus:
     shown: set[int] = set()
+    errors_shown: set[str] = set()
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total} rounds"), TimeElapsedColumn(),
                         console=console)
@@ -98,15 +119,19 @@ def _follow(control: FlowerControl, store: Store, flower_run_id: int, task: Task
             return
         run = store.get_run(run.id)
         for row in run.rounds:
+            for error in row.partner_errors:
+                if error not in errors_shown:
+                    errors_shown.add(error)
+                    progress.console.print(f"[yellow]round {row.round}: {error}[/]")
             if row.round in shown or not row.evaluated_nodes:
                 continue
             shown.add(row.round)
-            eps = {r.partner: r.epsilon for r in run.privacy_reports if r.round == row.round}
             m = row.metrics
+            spent = "  ".join(f"{r.partner} {r.epsilon:.2f}/{r.lifetime_epsilon:.2f}"
+                              for r in run.privacy_reports if r.round == row.round)
             progress.console.print(
                 f"round {row.round}/{task.rounds}  accuracy {m.get('accuracy', float('nan')):.3f}"
-                f"  AUC {_fmt(m.get('auc'))}  ε " + "  ".join(f"{p} {e:.2f}"
-                                                             for p, e in sorted(eps.items())))
+                f"  AUC {_fmt(m.get('auc'))}  ε run/lifetime: {spent}")
         progress.update(bar, completed=len(shown), description=f"Flower run {flower_run_id}: "
                         f"{status.status}")
 
@@ -129,6 +154,14 @@ def _print_summary(result: DemoResult, console: Console) -> None:
                       _fmt(row.metrics.get("accuracy")), _fmt(row.metrics.get("auc")),
                       *[_fmt(eps.get(p), 2) for p in partners])
     console.print(table)
+    budget = Table(title="Each partner's lifetime budget on the dataset (its own ledger)")
+    for col in ["partner", "ε this run", "ε lifetime", "cap", "remaining", "runs"]:
+        budget.add_column(col, justify="right" if col != "partner" else "left")
+    for b in result.budgets:
+        this_run = next((r.epsilon for r in b.runs if r.run_id == run.flower_run_id), None)
+        budget.add_row(b.partner, _fmt(this_run, 2), _fmt(b.spent, 2), f"{b.cap:g}",
+                       _fmt(b.remaining, 2), str(len(b.runs)))
+    console.print(budget)
     if run.status != COMPLETED:
         console.print(f"[red]Run {run.status}:[/] {run.reason or result.flower_status.details}")
     final_auc = run.rounds[-1].metrics.get("auc") if run.rounds else None

@@ -1,13 +1,15 @@
 """The demo's real data: the CoIL 2000 insurance customer table shipped in ISLP's wheel.
 
 Read straight from the installed files (importing ISLP would pull scikit-learn and more),
-checked by sha256, and split into one private file per demo partner.
+checked by sha256, and split into one private file per demo partner, each with the
+partner's own policy file next to it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +38,19 @@ def caravan_path() -> Path:
     return path
 
 
+def caravan_columns() -> list[str]:
+    return list(pd.read_csv(caravan_path(), nrows=0).columns)
+
+
+ID_COLUMN = "customer_id"  # like any enterprise table, it has an identifier no task may use
+
+
 def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path]:
-    """Shuffle the table and write one near-equal slice per partner. The first partner
-    gets Parquet and the others CSV, so both readers are exercised."""
+    """Shuffle the table and write one near-equal slice per partner, with a customer id
+    column added. The first partner gets Parquet and the others CSV, so both readers
+    are exercised."""
     table = pd.read_csv(caravan_path())
+    table.insert(0, ID_COLUMN, np.arange(100001, 100001 + len(table)))
     order = np.random.default_rng(seed).permutation(len(table))
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -52,3 +63,26 @@ def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path
             part.to_csv(path, index=False)
         paths.append(path)
     return paths
+
+
+def write_policy(path: Path, partner: str, dataset: str, data_path: Path, epsilon_cap: float,
+                 allowed_columns: list[str], delta: float = 1e-5) -> Path:
+    """A partner's policy file (see client/policy.py). JSON strings and arrays are valid
+    TOML values, so json.dumps quotes them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""\
+partner = {json.dumps(partner)}
+ledger_dir = {json.dumps(str(path.parent / f"{partner}-ledger"))}
+
+[datasets.{dataset}]
+data_path = {json.dumps(str(data_path))}
+epsilon_cap = {epsilon_cap}
+delta = {delta}
+min_noise_multiplier = 0.5
+max_sample_rate = 0.1
+max_rounds_per_run = 20
+allowed_columns = {json.dumps(allowed_columns)}
+allowed_models = ["logreg", "mlp"]
+min_rows = 500
+""")
+    return path

@@ -26,14 +26,13 @@ STOP_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class PartnerNode:
+    """A partner's SuperNode: its name (for logs) and its own policy file."""
+
     partner: str
-    dataset: str
-    data_path: Path
+    policy_path: Path
 
     def node_config(self) -> str:
-        # string values need TOML quoting inside --node-config
-        return (f'partner="{self.partner}" dataset="{self.dataset}" '
-                f'data-path="{self.data_path.resolve()}"')
+        return f'policy="{self.policy_path.resolve()}"'  # strings need TOML quotes here
 
 
 def free_port() -> int:

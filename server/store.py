@@ -72,6 +72,7 @@ class RoundResult(Base):
     trained_nodes: Mapped[int] = mapped_column(Integer, default=0)
     evaluated_nodes: Mapped[int] = mapped_column(Integer, default=0)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    partner_errors: Mapped[list[str]] = mapped_column(JSON, default=list)  # refusals and errors
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -91,7 +92,9 @@ class PrivacyRecord(Base):
     sample_rate: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer)
     delta: Mapped[float] = mapped_column(Float)
-    epsilon: Mapped[float] = mapped_column(Float)
+    epsilon: Mapped[float] = mapped_column(Float)  # this dataset, this run
+    lifetime_epsilon: Mapped[float] = mapped_column(Float)  # this dataset, all runs
+    epsilon_cap: Mapped[float] = mapped_column(Float)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
@@ -129,15 +132,16 @@ class Store:
             return run.id
 
     def record_round(self, run_id: int, round_: int, **fields: object) -> None:
-        """Create or update the round's row; `metrics` are merged into what is there."""
+        """Create or update the round's row; `metrics` are merged into what is there and
+        `partner_errors` appended."""
         with self.session() as s:
             row = s.scalar(select(RoundResult).filter_by(run_id=run_id, round=round_))
             if row is None:
-                row = RoundResult(run_id=run_id, round=round_, metrics={})
+                row = RoundResult(run_id=run_id, round=round_, metrics={}, partner_errors=[])
                 s.add(row)
-            metrics = dict(row.metrics or {})
-            metrics.update(fields.pop("metrics", {}))  # type: ignore[call-overload]
-            row.metrics = metrics
+            row.metrics = {**row.metrics, **fields.pop("metrics", {})}  # type: ignore[dict-item]
+            row.partner_errors = [*row.partner_errors,
+                                  *fields.pop("partner_errors", [])]  # type: ignore[misc]
             for key, value in fields.items():
                 setattr(row, key, value)
 

@@ -68,7 +68,8 @@ class RecordingFedAvg(FedAvg):
         # Record every privacy report that arrived, even if this round then fails:
         # those partners spent budget whether or not the update is used.
         self.store.add_privacy_reports(self.run_id, server_round, reports)
-        self.store.record_round(self.run_id, server_round, trained_nodes=len(ok))
+        self.store.record_round(self.run_id, server_round, trained_nodes=len(ok),
+                                partner_errors=sorted({_reason(m) for m in failed}))
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
                                      failed))
@@ -83,8 +84,9 @@ class RecordingFedAvg(FedAvg):
             raise RunFailed(_too_few("evaluation", server_round, len(ok), self.task.min_nodes,
                                      failed))
         metrics = _weighted_mean([m.content.metric_records["metrics"] for m in ok])
+        errors = sorted({_reason(m) for m in failed})
         self.store.record_round(self.run_id, server_round, evaluated_nodes=len(ok),
-                                metrics=metrics)
+                                metrics=metrics, partner_errors=errors)
         return MetricRecord(metrics)
 
     def _messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,

@@ -55,8 +55,9 @@ def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, st
 
 
 class PrivacyReport(BaseModel):
-    """What a partner reports after a local round: the mechanism it ran and the epsilon of
-    its dataset over the run's whole history so far. Crosses the client/server boundary."""
+    """What a partner reports after a local round: the mechanism it ran, the epsilon of its
+    dataset in this run and over its whole life (both recomputed from the partner's ledger),
+    and its cap. Crosses the client/server boundary."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -67,3 +68,5 @@ class PrivacyReport(BaseModel):
     steps: int = Field(ge=0)
     delta: float = Field(gt=0, lt=1)
     epsilon: float = Field(ge=0)
+    lifetime_epsilon: float = Field(ge=0)
+    epsilon_cap: float = Field(gt=0)

@@ -187,12 +187,12 @@ def load_task(path: str | Path) -> TaskSpec:
     raise TaskSpecError(f"{path}: a task file must end in .toml or .json")
 
 
-def describe(err: ValidationError) -> str:
+def describe(err: ValidationError, what: str = "task spec") -> str:
     """One line per bad field: 'field.path: reason' (never echoes the input value)."""
     errors = err.errors()
     lines = [f"{'.'.join(str(p) for p in e['loc']) or '(task)'}: {e['msg']}" for e in errors[:10]]
     more = f"; and {len(errors) - 10} more" if len(errors) > 10 else ""
-    return "invalid task spec: " + "; ".join(lines) + more
+    return f"invalid {what}: " + "; ".join(lines) + more
 
 
 def _require_unique(values: list[str], what: str) -> None:

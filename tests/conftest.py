@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from sangsaeng.server.demo import default_task_path
+from sangsaeng.server.demo_data import caravan_columns, write_policy
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.task import TaskSpec, load_task
 
@@ -31,6 +32,12 @@ def opacus_live_epsilon(history: list[Mechanism], delta: float) -> float:
         for _ in range(m.steps):
             accountant.step(noise_multiplier=m.noise_multiplier, sample_rate=m.sample_rate)
     return float(accountant.get_epsilon(delta=delta))
+
+
+def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0) -> Path:
+    """A partner policy for the Caravan dataset that allows every column but the id."""
+    return write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
+                        cap, caravan_columns())
 
 
 @pytest.fixture

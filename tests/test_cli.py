@@ -13,7 +13,9 @@ import time
 import tomllib
 from pathlib import Path
 
-from sangsaeng.server.demo import default_task_path
+import pytest
+
+from sangsaeng.server.demo import PARTNERS, default_task_path
 from sangsaeng.server.store import COMPLETED, STOPPED, Store
 
 from .flower_helpers import flower_processes
@@ -31,25 +33,53 @@ def short_task(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-def test_demo_runs_to_the_final_table(tmp_path: Path) -> None:
-    task = short_task(tmp_path, rounds=2, local_epochs=1)
-    workdir = tmp_path / "demo"
+def demo(workdir: Path, task: Path) -> str:
     result = subprocess.run([SANGSAENG, "demo", "--workdir", str(workdir), "--task", str(task)],
                             capture_output=True, text=True, timeout=600,
                             env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    return result.stdout
+
+
+def budget_rows(out: str) -> dict[str, list[str]]:
+    """partner -> [ε this run, ε lifetime, cap, remaining, runs] from the demo's table."""
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()
+            if line.startswith("│")]
+    return {r[0]: r[1:] for r in rows if len(r) == 6 and r[0] in PARTNERS}
+
+
+def test_demo_runs_twice_and_continues_the_spending(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    out = demo(workdir, short_task(tmp_path, rounds=2, local_epochs=1))
     assert "round 1/2" in out and "round 2/2" in out
     assert re.search(r"Federated DP AUC 0\.\d{3} vs centralized non-private AUC 0\.\d{3}", out)
-    assert "ε hanbit-bank" in out and "completed" in out
-    assert (workdir / "model-run1.safetensors").is_file()
-    run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(1)
-    assert run.status == COMPLETED and len(run.rounds) == 2
+    assert "completed" in out and (workdir / "model-run1.safetensors").is_file()
+    first = budget_rows(out)
+    assert sorted(first) == ["daehan-insurance", "hanbit-bank", "minjung-mutual"]
+    assert all(row[0] == row[1] and row[4] == "1" for row in first.values())
+
+    out = demo(workdir, short_task(tmp_path, rounds=1, local_epochs=1))
+    second = budget_rows(out)
+    for partner, row in second.items():  # the second run continues from the first's spending
+        assert float(row[1]) > float(first[partner][1]) and row[4] == "2"
+        assert float(row[3]) == pytest.approx(float(row[2]) - float(row[1]), abs=0.011)
+    run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(2)
+    assert run.status == COMPLETED and len(run.rounds) == 1
     assert flower_processes() == []
+
+    policy = workdir / "partners" / "hanbit-bank.policy.toml"
+    shown = subprocess.run([SANGSAENG, "client", "budget", "--policy", str(policy)],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    spent = re.search(r"spent ε (\d+\.\d{3}) of cap 10 ", shown.stdout)
+    assert spent and float(spent.group(1)) == pytest.approx(float(second["hanbit-bank"][1]),
+                                                            abs=0.005)
+    verified = subprocess.run([SANGSAENG, "client", "ledger", "verify", "--policy", str(policy)],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0 and "caravan: ok (6 entries" in verified.stdout
 
 
 def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    task = short_task(tmp_path, rounds=50)
+    task = short_task(tmp_path, rounds=20)
     workdir = tmp_path / "demo"
     proc = subprocess.Popen([SANGSAENG, "demo", "--workdir", str(workdir), "--task", str(task)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -64,9 +94,9 @@ def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
             seen.append(lines.get(timeout=1))
         except queue.Empty:
             continue
-        if "round 1/50" in seen[-1]:
+        if "round 1/20" in seen[-1]:
             break
-    assert seen and "round 1/50" in seen[-1], "".join(seen)
+    assert seen and "round 1/20" in seen[-1], "".join(seen)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     time.sleep(0.5)  # let the reader thread drain the pipe

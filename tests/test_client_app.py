@@ -9,25 +9,27 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from sangsaeng.client import client_app, dp_sgd
 from sangsaeng.client.data import load_local_data
+from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger
+from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.server.demo_data import write_partitions
 from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 
-from .conftest import task_with
+from .conftest import caravan_policy, task_with
 
 pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
 
-def message(task: TaskSpec, kind: str) -> Message:
+def message(task: TaskSpec, kind: str, server_round: int = 1) -> Message:
     return Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=0).state_dict()),
-                               "config": ConfigRecord({})}), dst_node_id=5, message_type=kind)
+                               "config": ConfigRecord({"server-round": server_round})}),
+                   dst_node_id=5, message_type=kind)
 
 
-def context(task: TaskSpec, data_path: Path) -> Context:
-    return Context(run_id=1, node_id=5, state=RecordDict(), run_config={"task": task.to_json()},
-                   node_config={"partner": "acme", "dataset": "caravan",
-                                "data-path": str(data_path)})
+def context(task: TaskSpec, policy: Path, run_id: int = 1) -> Context:
+    return Context(run_id=run_id, node_id=5, state=RecordDict(), node_config={
+        "policy": str(policy)}, run_config={"task": task.to_json()})
 
 
 @pytest.fixture(scope="module")
@@ -35,38 +37,91 @@ def data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_partitions(["a", "b"], tmp_path_factory.mktemp("client"))[1]
 
 
-def test_train_reports_and_stops_at_the_declared_rounds(data_path: Path) -> None:
+@pytest.fixture
+def policy(tmp_path: Path, data_path: Path) -> Path:
+    return caravan_policy(tmp_path, "acme", data_path)
+
+
+def ledger_of(policy: Path) -> Ledger:
+    return Ledger(PartnerPolicy.load(policy).ledger_path("caravan"))
+
+
+def test_train_reserves_commits_reports_and_stops_at_the_declared_rounds(policy: Path) -> None:
     task = task_with(rounds=1, local_epochs=1)
-    ctx = context(task, data_path)
+    ctx = context(task, policy)
     reply = client_app.train(message(task, MessageType.TRAIN), ctx)
-    assert not reply.has_error()
+    assert not reply.has_error(), reply.error.reason
     report = PrivacyReport.model_validate(dict(reply.content.config_records[PRIVACY_KEY]))
-    assert report.partner == "acme" and report.epsilon > 0
+    assert report.partner == "acme" and report.epsilon == report.lifetime_epsilon > 0
+    assert report.epsilon_cap == 100.0
     assert reply.content.metric_records["metrics"]["num-examples"] % 10 == 0
-    again = client_app.train(message(task, MessageType.TRAIN), ctx)
-    assert again.has_error()
+    with ledger_of(policy) as ledger:
+        assert [(e.kind, e.run_id, e.round) for e in ledger.entries()] == [
+            (RESERVE, "1", 1), (COMMIT, "1", 1)]
+        assert ledger.epsilon(1e-5) == pytest.approx(report.lifetime_epsilon)
+    again = client_app.train(message(task, MessageType.TRAIN, 2), ctx)
     assert again.error.reason == "partner 'acme' already trained the 1 rounds this run declares"
-    assert len(client_app._history(ctx)) == 1
+    # another run on the same dataset continues from the lifetime spending
+    second = client_app.train(message(task, MessageType.TRAIN), context(task, policy, run_id=2))
+    later = PrivacyReport.model_validate(dict(second.content.config_records[PRIVACY_KEY]))
+    assert later.epsilon == pytest.approx(report.epsilon)
+    assert later.lifetime_epsilon > report.lifetime_epsilon
 
 
 def test_a_failed_training_still_counts_and_says_nothing(
-        data_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        policy: Path, data_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("row 17 has income 123456.78")  # what an error could quote
 
     monkeypatch.setattr(dp_sgd, "train", broken)
     task = task_with(rounds=3, local_epochs=1)
-    ctx = context(task, data_path)
-    reply = client_app.train(message(task, MessageType.TRAIN), ctx)
-    assert reply.has_error()
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
     assert reply.error.reason == "client error (RuntimeError); details are in the partner's logs"
-    [counted] = client_app._history(ctx)  # the round's budget is spent, and on record
-    assert counted == dp_sgd.plan(task, len(load_local_data(data_path, task).y_train))
+    with ledger_of(policy) as ledger:  # reserved, never committed: counted as spent
+        [entry] = ledger.entries()
+        assert entry.kind == RESERVE
+        assert entry.mechanism() == dp_sgd.plan(task, len(load_local_data(data_path,
+                                                                           task).y_train))
+        assert ledger.epsilon(1e-5) > 0
 
 
-def test_evaluate_rounds_metrics_and_answers_once_per_round(data_path: Path) -> None:
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"dataset": "claims"}, "partner 'acme' holds no dataset 'claims'"),
+    ({"features": [{"name": "customer_id", "min": 0, "max": 1e6}]},
+     "partner 'acme' refuses: columns not allowed by its policy: customer_id"),
+    ({"rounds": 21}, "partner 'acme' refuses: 21 rounds exceed its maximum of 20 per run"),
+    ({"dp": {"noise_multiplier": 0.3}},
+     "partner 'acme' refuses: noise multiplier 0.3 is below its minimum 0.5"),
+    ({"batch_size": 400}, "partner 'acme' refuses: sampling rate 0.167 is above its maximum 0.1"),
+    ({"dp": {"delta": 1e-3}}, "partner 'acme' refuses: delta 0.001 is above its delta 1e-05"),
+])
+def test_policy_refusals_spend_nothing(policy: Path, change: dict[str, object],
+                                       reason: str) -> None:
+    task = task_with(**change)
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
+    assert reply.has_error() and reply.error.reason.startswith(reason), reply.error.reason
+    with ledger_of(policy) as ledger:
+        assert ledger.entries() == []
+
+
+def test_a_plan_over_the_cap_is_refused_before_training(tmp_path: Path, data_path: Path) -> None:
+    policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
+    task = task_with(local_epochs=1)  # one round spends 1.84; five would reach 2.85
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
+    assert reply.error.reason.startswith(
+        "partner 'frugal' refuses: this run's plan would bring the dataset's lifetime epsilon "
+        "to "), reply.error.reason
+    assert reply.error.reason.endswith("to 2.85, over its cap 2 (spent 0.00)")
+    with ledger_of(policy) as ledger:
+        assert ledger.entries() == []
+    short = task_with(local_epochs=1, rounds=1)
+    assert not client_app.train(message(short, MessageType.TRAIN), context(short, policy)
+                                ).has_error()
+
+
+def test_evaluate_rounds_metrics_and_answers_once_per_round(policy: Path) -> None:
     task = task_with(rounds=2)
-    ctx = context(task, data_path)
+    ctx = context(task, policy)
     for _ in range(2):
         reply = client_app.evaluate(message(task, MessageType.EVALUATE), ctx)
         metrics = reply.content.metric_records["metrics"]
@@ -78,13 +133,13 @@ def test_evaluate_rounds_metrics_and_answers_once_per_round(data_path: Path) -> 
     assert refused.error.reason == "partner 'acme' already evaluated the 2 rounds this run declares"
 
 
-def test_wrong_dataset_and_bad_data_are_named(tmp_path: Path, data_path: Path) -> None:
-    task = task_with(dataset="claims")
-    reply = client_app.train(message(task, MessageType.TRAIN), context(task, data_path))
-    assert reply.error.reason == "task asks for dataset 'claims'; partner 'acme' holds 'caravan'"
+def test_bad_data_and_missing_policy_are_named(tmp_path: Path, data_path: Path) -> None:
     task = task_with()
     tiny = tmp_path / "tiny.csv"
     tiny.write_text("\n".join(data_path.read_text().splitlines()[:30]) + "\n")  # 29 rows
-    reply = client_app.evaluate(message(task, MessageType.EVALUATE), context(task, tiny))
+    reply = client_app.evaluate(message(task, MessageType.EVALUATE),
+                                context(task, caravan_policy(tmp_path, "tiny", tiny)))
     assert reply.error.reason == ("table: has too few rows for a holdout of at least 10 rows "
                                   "and a training split")
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, tmp_path / "no.toml"))
+    assert reply.error.reason == "the policy file named in node_config 'policy' does not exist"

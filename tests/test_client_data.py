@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from sangsaeng.client.data import load_local_data, read_table
-from sangsaeng.client.partner import PartnerConfig, PartnerConfigError
 from sangsaeng.shared.preprocess import DataValidationError
 from sangsaeng.shared.task import TaskSpec
 
@@ -48,11 +47,23 @@ def test_file_problems_are_reported_without_content(tmp_path: Path) -> None:
     assert "secret" not in str(err.value)
 
 
-def test_partner_config_from_node_config(tmp_path: Path) -> None:
-    cfg = PartnerConfig.from_node_config(
-        {"partner": "acme", "dataset": "caravan", "data-path": str(tmp_path / "a.csv")})
-    assert cfg.partner == "acme" and cfg.data_path == tmp_path / "a.csv"
-    with pytest.raises(PartnerConfigError, match="missing 'dataset', 'data-path'"):
-        PartnerConfig.from_node_config({"partner": "acme"})
-    with pytest.raises(PartnerConfigError, match="invalid 'partner'"):
-        PartnerConfig.from_node_config({"partner": "", "dataset": "d", "data-path": "x.csv"})
+def test_policy_files(tmp_path: Path) -> None:
+    from sangsaeng.client.policy import PartnerPolicy, PolicyError
+
+    path = tmp_path / "p.toml"
+    path.write_text('partner = "acme"\nledger_dir = "l"\n[datasets.d]\ndata_path = "d.csv"\n'
+                    'epsilon_cap = 4\ndelta = 1e-5\nmin_noise_multiplier = 0.8\n'
+                    'max_sample_rate = 0.1\nmax_rounds_per_run = 5\nallowed_columns = ["a"]\n'
+                    'allowed_models = ["logreg"]\nmin_rows = 10\n')
+    policy = PartnerPolicy.load(path)
+    assert policy.ledger_path("d") == tmp_path / "l" / "d.ledger.sqlite"
+    assert policy.datasets["d"].data_path == tmp_path / "d.csv"
+    path.write_text(path.read_text().replace("epsilon_cap = 4", "epsilon_cap = -1"))
+    with pytest.raises(PolicyError, match=r"invalid policy: datasets\.d\.epsilon_cap: Input "
+                                          "should be greater than 0"):
+        PartnerPolicy.load(path)
+    path.write_text("partner = ")
+    with pytest.raises(PolicyError, match="not valid TOML"):
+        PartnerPolicy.load(path)
+    with pytest.raises(PolicyError, match="has no 'policy'"):
+        PartnerPolicy.from_node_config({})

@@ -14,7 +14,7 @@ from sangsaeng.server.demo_data import write_partitions
 from sangsaeng.server.deployment import LocalDeployment, PartnerNode
 from sangsaeng.server.store import FAILED, Store
 
-from .conftest import task_with
+from .conftest import caravan_policy, task_with
 from .flower_helpers import flower_processes, run_task
 
 
@@ -49,8 +49,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     for path, (damage, _) in zip(paths[1:], BROKEN.values(), strict=True):
         reader = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
         damage(reader(path)).to_csv(path, index=False)
-    partners = [PartnerNode(n, "caravan", p) for n, p in zip(names, paths, strict=True)]
-    partners.append(PartnerNode("nofile-bank", "caravan", workdir / "nowhere.csv"))
+    partners = [PartnerNode(n, caravan_policy(workdir / "partners", n, p))
+                for n, p in zip(names, paths, strict=True)]
+    partners.append(PartnerNode("nofile-bank", caravan_policy(workdir / "partners", "nofile-bank",
+                                                              workdir / "nowhere.csv")))
+    partners.append(PartnerNode("nopolicy-bank", workdir / "partners" / "missing.policy.toml"))
     store_url = f"sqlite:///{workdir / 'store.db'}"
     with LocalDeployment(workdir / "logs", store_url, partners) as dep:
         yield dep, Store(store_url)
@@ -68,7 +71,8 @@ def test_bad_partner_data_fails_the_run_naming_each_problem(deployment) -> None:
     assert f"round 1: 1 of the {n} partner training replies needed arrived" in run.reason
     for _, expected in BROKEN.values():
         assert expected in run.reason
-    assert "data file named in node_config 'data-path' does not exist" in run.reason
+    assert "table: data file does not exist" in run.reason
+    assert "the policy file named in node_config 'policy' does not exist" in run.reason
     # kinds of problems only: none of the planted values, nor any path, is in the reason
     for leaked in ("zq-senior", "42", "11", "nowhere", str(Path.home())):
         assert leaked not in run.reason

@@ -1,0 +1,86 @@
+"""`sangsaeng client ...`: the partner's own view of its budget and ledger."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .budget import dataset_budget
+from .ledger import Ledger
+from .policy import PartnerPolicy, PolicyError, TaskRefused
+
+app = typer.Typer(help="Partner side: privacy budget and ledger.", no_args_is_help=True)
+ledger_app = typer.Typer(help="The append-only, hash-chained privacy ledger.",
+                         no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+console = Console()
+
+PolicyOption = Annotated[Path, typer.Option("--policy", help="The partner's policy file.")]
+DatasetOption = Annotated[str | None, typer.Option(help="One dataset (default: all).")]
+
+
+def _load(policy_path: Path, dataset: str | None) -> tuple[PartnerPolicy, list[str]]:
+    try:
+        policy = PartnerPolicy.load(policy_path)
+        names = [dataset] if dataset else list(policy.datasets)
+        for name in names:
+            policy.dataset(name)
+    except (PolicyError, TaskRefused) as err:
+        console.print(f"[red]{err}[/]")
+        raise typer.Exit(2) from None
+    return policy, names
+
+
+@app.command()
+def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
+    """Per dataset: cap, lifetime epsilon spent, remaining, and the runs that spent it."""
+    policy, names = _load(policy_path, dataset)
+    for name in names:
+        b = dataset_budget(policy, name)
+        table = Table(title=f"{b.partner} / {b.dataset}: spent ε {b.spent:.3f} of cap "
+                            f"{b.cap:g} (δ={b.delta:g}), remaining {b.remaining:.3f}",
+                      caption="ε per run is that run alone; runs compose by the accountant, "
+                              "so they do not add up to the lifetime ε")
+        for col in ["run", "rounds reserved", "committed", "ε of the run"]:
+            table.add_column(col, justify="right")
+        for r in b.runs:
+            table.add_row(r.run_id, str(r.rounds), str(r.committed), f"{r.epsilon:.3f}")
+        console.print(table)
+
+
+@ledger_app.command()
+def verify(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
+    """Walk each ledger's hash chain; report the first broken entry (exit 1 if any)."""
+    policy, names = _load(policy_path, dataset)
+    broken = False
+    for name in names:
+        with Ledger(policy.ledger_path(name)) as ledger:
+            result = ledger.verify()
+        if result.ok:
+            console.print(f"{name}: ok ({result.entries} entries, hash chain intact)")
+        else:
+            broken = True
+            console.print(f"[red]{name}: BROKEN at entry {result.first_broken_seq}: "
+                          f"{result.problem}[/]")
+    if broken:
+        raise typer.Exit(1)
+
+
+@ledger_app.command()
+def export(policy_path: PolicyOption, dataset: Annotated[str, typer.Option()],
+           output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                       help="File (default: stdout).")] = None
+           ) -> None:
+    """Every ledger entry as JSON lines, in order, for auditors."""
+    policy, _ = _load(policy_path, dataset)
+    with Ledger(policy.ledger_path(dataset)) as ledger:
+        lines = "".join(entry.model_dump_json() + "\n" for entry in ledger.entries())
+    if output is None:
+        sys.stdout.write(lines)
+    else:
+        output.write_text(lines)

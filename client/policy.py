@@ -1,0 +1,126 @@
+"""The partner's privacy policy: its own TOML file, named in the SuperNode's node_config.
+
+Nothing the server sends can change it. A task that breaks it is refused before any data
+is touched or any budget is spent, with a reason that names the rule (never data values).
+
+    partner = "hanbit-bank"
+    ledger_dir = "ledger"                  # relative paths are relative to this file
+
+    [datasets.caravan]
+    data_path = "caravan.parquet"
+    epsilon_cap = 10.0                     # lifetime, for everyone together
+    delta = 1e-5
+    min_noise_multiplier = 0.8
+    max_sample_rate = 0.1
+    max_rounds_per_run = 20
+    allowed_columns = ["MOSTYPE", "Purchase", ...]
+    allowed_models = ["logreg", "mlp"]
+    min_rows = 500
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.task import TaskSpec, describe
+
+NODE_CONFIG_KEY = "policy"
+
+
+class PolicyError(ValueError):
+    """The policy file is missing or invalid (a partner's configuration problem)."""
+
+
+class TaskRefused(ValueError):
+    """The partner will not do what the message asks; the reason names the rule."""
+
+
+class DatasetPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_path: Path
+    epsilon_cap: float = Field(gt=0)
+    delta: float = Field(gt=0, lt=1)
+    min_noise_multiplier: float = Field(gt=0)
+    max_sample_rate: float = Field(gt=0, le=1)
+    max_rounds_per_run: int = Field(ge=1)
+    allowed_columns: list[str] = Field(min_length=1)
+    allowed_models: list[Literal["logreg", "mlp"]] = Field(min_length=1)
+    min_rows: int = Field(ge=1)
+
+
+class PartnerPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner: str = Field(min_length=1)
+    ledger_dir: Path
+    datasets: dict[str, DatasetPolicy] = Field(min_length=1)
+
+    @classmethod
+    def load(cls, path: str | Path) -> PartnerPolicy:
+        path = Path(path)
+        if not path.is_file():
+            raise PolicyError("the policy file named in node_config 'policy' does not exist")
+        try:
+            policy = cls.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as err:
+            raise PolicyError(f"the policy file is not valid TOML ({err})") from None
+        except ValidationError as err:
+            raise PolicyError(describe(err, "policy")) from None
+        return policy.resolved(path.parent)
+
+    @classmethod
+    def from_node_config(cls, node_config: dict[str, object]) -> PartnerPolicy:
+        path = node_config.get(NODE_CONFIG_KEY)
+        if not isinstance(path, str) or not path:
+            raise PolicyError(f"SuperNode node_config has no '{NODE_CONFIG_KEY}' (policy file)")
+        return cls.load(path)
+
+    def resolved(self, base: Path) -> PartnerPolicy:
+        """Relative paths in the file are relative to the file itself."""
+        return self.model_copy(update={
+            "ledger_dir": base / self.ledger_dir,
+            "datasets": {name: d.model_copy(update={"data_path": base / d.data_path})
+                         for name, d in self.datasets.items()},
+        })
+
+    def dataset(self, name: str) -> DatasetPolicy:
+        if name not in self.datasets:
+            raise TaskRefused(f"partner '{self.partner}' holds no dataset '{name}'")
+        return self.datasets[name]
+
+    def ledger_path(self, dataset: str) -> Path:
+        return self.ledger_dir / f"{dataset}.ledger.sqlite"
+
+
+def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:
+    """Refuse a task the policy does not allow, before any data is read."""
+    rules = policy.dataset(task.dataset)
+    who = f"partner '{policy.partner}' refuses"
+    banned = [c for c in task.columns if c not in rules.allowed_columns]
+    if banned:
+        raise TaskRefused(f"{who}: columns not allowed by its policy: {', '.join(banned)}")
+    if task.model.kind not in rules.allowed_models:
+        raise TaskRefused(f"{who}: model kind '{task.model.kind}' is not allowed by its policy")
+    if task.rounds > rules.max_rounds_per_run:
+        raise TaskRefused(f"{who}: {task.rounds} rounds exceed its maximum of "
+                          f"{rules.max_rounds_per_run} per run")
+    if task.dp.delta > rules.delta:
+        raise TaskRefused(f"{who}: delta {task.dp.delta:g} is above its delta {rules.delta:g}")
+    return rules
+
+
+def check_mechanism(policy: PartnerPolicy, rules: DatasetPolicy, planned: Mechanism) -> None:
+    """Refuse a planned round whose noise is too low or whose sampling rate is too high."""
+    who = f"partner '{policy.partner}' refuses"
+    if planned.noise_multiplier < rules.min_noise_multiplier:
+        raise TaskRefused(f"{who}: noise multiplier {planned.noise_multiplier:.3g} is below its "
+                          f"minimum {rules.min_noise_multiplier:g}")
+    if planned.sample_rate > rules.max_sample_rate:
+        raise TaskRefused(f"{who}: sampling rate {planned.sample_rate:.3g} is above its "
+                          f"maximum {rules.max_sample_rate:g}")
