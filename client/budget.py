@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from sangsaeng.shared.accounting import epsilon
+
 from .ledger import COMMIT, RESERVE, Ledger
 from .policy import PartnerPolicy
 
@@ -25,18 +27,32 @@ class DatasetBudget(BaseModel):
     runs: list[RunSpend]
 
 
+class LedgerBroken(ValueError):
+    """The ledger fails verification: no figure computed from it can be trusted."""
+
+
 def dataset_budget(policy: PartnerPolicy, dataset: str) -> DatasetBudget:
+    """Raises ledger.LedgerMissing if the dataset has no ledger, LedgerBroken if it does not
+    verify (both messages say what to do)."""
     rules = policy.dataset(dataset)
-    with Ledger(policy.ledger_path(dataset)) as ledger:
+    with Ledger(policy.ledger_path(dataset), create=False) as ledger:
+        check = ledger.verify()
+        if not check.ok:
+            raise LedgerBroken(f"the {dataset} ledger fails verification at entry "
+                               f"{check.first_broken_seq}: {check.problem}")
         entries = ledger.entries()
-        spent = ledger.epsilon(rules.delta)
-        runs = []
-        for run_id in dict.fromkeys(e.run_id for e in entries):  # in order of first spend
-            mine = [e for e in entries if e.run_id == run_id]
-            runs.append(RunSpend(
-                run_id=run_id, rounds=sum(e.kind == RESERVE for e in mine),
-                committed=sum(e.kind == COMMIT for e in mine),
-                epsilon=ledger.epsilon(rules.delta, run_id=run_id)))
+    reserves = [e for e in entries if e.kind == RESERVE]
+    spent = epsilon([e.mechanism() for e in reserves], rules.delta)
+    runs = [
+        RunSpend(run_id=run_id,
+                 rounds=sum(e.run_id == run_id for e in reserves),
+                 committed=sum(e.run_id == run_id and e.kind == COMMIT for e in entries),
+                 epsilon=epsilon([e.mechanism() for e in reserves if e.run_id == run_id],
+                                 rules.delta))
+        for run_id in dict.fromkeys(e.run_id for e in reserves)  # in order of first spend
+    ]
     return DatasetBudget(partner=policy.partner, dataset=dataset, cap=rules.epsilon_cap,
                          delta=rules.delta, spent=spent,
                          remaining=max(0.0, rules.epsilon_cap - spent), runs=runs)
+
+

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .budget import dataset_budget
-from .ledger import Ledger
+from .budget import LedgerBroken, dataset_budget
+from .ledger import Ledger, LedgerMissing
 from .policy import PartnerPolicy, PolicyError, TaskRefused
 
 app = typer.Typer(help="Partner side: privacy budget and ledger.", no_args_is_help=True)
@@ -41,7 +41,15 @@ def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
     """Per dataset: cap, lifetime epsilon spent, remaining, and the runs that spent it."""
     policy, names = _load(policy_path, dataset)
     for name in names:
-        b = dataset_budget(policy, name)
+        try:
+            b = dataset_budget(policy, name)
+        except LedgerMissing as err:
+            console.print(f"{policy.partner} / {name}: {err}")
+            continue
+        except LedgerBroken as err:
+            console.print(f"[red]{policy.partner} / {name}: {err}; no budget can be read "
+                          "from it[/]")
+            raise typer.Exit(1) from None
         table = Table(title=f"{b.partner} / {b.dataset}: spent ε {b.spent:.3f} of cap "
                             f"{b.cap:g} (δ={b.delta:g}), remaining {b.remaining:.3f}",
                       caption="ε per run is that run alone; runs compose by the accountant, "
@@ -54,13 +62,29 @@ def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
 
 
 @ledger_app.command()
-def verify(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
+def verify(
+    policy_path: PolicyOption, dataset: DatasetOption = None,
+    expect: Annotated[str | None, typer.Option(
+        help="SEQ:HASH of a head recorded elsewhere (the coordinator's privacy records); "
+             "checks it is still in the chain. Needs --dataset.")] = None,
+) -> None:
     """Walk each ledger's hash chain; report the first broken entry (exit 1 if any)."""
     policy, names = _load(policy_path, dataset)
+    anchor = None
+    if expect is not None:
+        seq, _, hash_ = expect.partition(":")
+        if not (dataset and seq.isdigit() and len(hash_) == 64):
+            console.print("[red]--expect takes SEQ:HASH (64 hex digits), with --dataset[/]")
+            raise typer.Exit(2)
+        anchor = (int(seq), hash_)
     broken = False
     for name in names:
-        with Ledger(policy.ledger_path(name)) as ledger:
-            result = ledger.verify()
+        try:
+            with Ledger(policy.ledger_path(name), create=False) as ledger:
+                result = ledger.verify(expect=anchor)
+        except LedgerMissing as err:
+            console.print(f"{name}: {err}")
+            continue
         if result.ok:
             console.print(f"{name}: ok ({result.entries} entries, hash chain intact)")
         else:
@@ -78,8 +102,12 @@ def export(policy_path: PolicyOption, dataset: Annotated[str, typer.Option()],
            ) -> None:
     """Every ledger entry as JSON lines, in order, for auditors."""
     policy, _ = _load(policy_path, dataset)
-    with Ledger(policy.ledger_path(dataset)) as ledger:
-        lines = "".join(entry.model_dump_json() + "\n" for entry in ledger.entries())
+    try:
+        with Ledger(policy.ledger_path(dataset), create=False) as ledger:
+            lines = "".join(entry.model_dump_json() + "\n" for entry in ledger.entries())
+    except LedgerMissing as err:
+        console.print(f"[red]{err}[/]")
+        raise typer.Exit(1) from None
     if output is None:
         sys.stdout.write(lines)
     else:

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 # In context.state: stays on the SuperNode and is kept across the rounds of a run.
 EVALUATIONS_KEY = "evaluations"
 METRIC_DIGITS = 3  # holdout metrics leave rounded
+# A live run's next train message comes within 4 round timeouts (node wait and replies, for
+# training and for evaluation); after that its unreserved rounds stop being promised.
+_PLAN_ROUNDS_OF_TIMEOUT = 4
 
 
 Handler = Callable[[Message, Context], Message]
@@ -90,9 +93,9 @@ def train(msg: Message, context: Context) -> Message:
         reserve = ledger.reserve(
             run_id=run_id, round_=_server_round(msg), planned=planned, run_rounds=task.rounds,
             delta=rules.delta, cap=rules.epsilon_cap, task_sha256=task.sha256(),
-            partner=policy.partner)
+            partner=policy.partner, plan_seconds=_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout)
         dp_sgd.train(model, data.x_train, data.y_train, task, planned)
-        ledger.commit(reserve)  # the update goes to Flower for sending right after this
+        commit = ledger.commit(reserve)  # the update goes to Flower for sending right after
         report = PrivacyReport(
             partner=policy.partner, dataset=task.dataset,
             noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
@@ -100,6 +103,7 @@ def train(msg: Message, context: Context) -> Message:
             # both recomputed by the accountant from the ledger's full history
             epsilon=ledger.epsilon(rules.delta, run_id=run_id),
             lifetime_epsilon=ledger.epsilon(rules.delta), epsilon_cap=rules.epsilon_cap,
+            ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger
         )
     return Message(RecordDict({
         "arrays": ArrayRecord(model.state_dict()),

@@ -7,11 +7,17 @@ not: a crash after reserving may waste budget but never hides it. Epsilon is alw
 recomputed by the accountant from the reserves (the ledger is Opacus' accountant history
 made durable), never stored as the truth.
 
-Tamper evidence: every entry carries the hash of the one before it and its own hash;
-the `head` row (written in the same transaction as each entry) pins the last one, so
-editing, deleting or re-ordering any row breaks `verify()`. Triggers refuse UPDATE and
-DELETE on entries. Someone able to rewrite the whole file consistently is not caught
-here: signed exports for auditors come next.
+A reserve also carries its run's plan (rounds declared, and until when the run's
+remaining rounds stay promised): the cap check counts the promised rounds of every
+other open run, so two runs that fit the cap only one at a time cannot both start.
+
+Tamper evidence: every entry carries the hash of the one before it and its own hash; a
+`head` row written in the same transaction pins the last one; triggers refuse UPDATE and
+DELETE. `verify()` names the first entry that was edited, removed or re-ordered inside
+the chain, and a last entry that disagrees with the head. Someone who rewrites the end of
+the file consistently (entries and head together) is caught only against an outside
+anchor: every privacy report sends the ledger's head (seq, hash) to the coordinator, and
+`verify(expect=...)` checks that such a recorded head is still in the chain.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sangsaeng.shared.accounting import Mechanism, epsilon
 
@@ -43,6 +49,7 @@ CREATE TABLE IF NOT EXISTS entries (
     noise_multiplier REAL, sample_rate REAL, steps INTEGER, delta REAL,
     task_sha256 TEXT NOT NULL,
     ref INTEGER,
+    run_rounds INTEGER, plan_until TEXT,
     time TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
@@ -68,6 +75,8 @@ class Entry(BaseModel):
     delta: float | None = None
     task_sha256: str
     ref: int | None = None  # a commit's reserve
+    run_rounds: int | None = None  # a reserve's run plan: rounds declared ...
+    plan_until: str | None = None  # ... and until when the rest of them stay promised
     time: str
     prev_hash: str
     hash: str
@@ -94,8 +103,17 @@ class VerifyResult(BaseModel):
     problem: str | None = None
 
 
+class LedgerMissing(FileNotFoundError):
+    """No ledger file: nothing was ever spent on the dataset here, or the file was removed."""
+
+
 class Ledger:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, create: bool = True) -> None:
+        """Open (and with `create`, make) the ledger. Read-only tools pass create=False, so
+        a removed ledger is reported, never silently replaced by an empty one."""
+        if not create and not path.is_file():
+            raise LedgerMissing(f"no ledger at {path}: nothing was spent on this dataset here, "
+                                "or the file was removed")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
@@ -117,32 +135,45 @@ class Ledger:
     # --- writes ---------------------------------------------------------------------
 
     def reserve(self, *, run_id: str, round_: int, planned: Mechanism, run_rounds: int,
-                delta: float, cap: float, task_sha256: str, partner: str) -> Entry:
+                delta: float, cap: float, task_sha256: str, partner: str,
+                plan_seconds: float) -> Entry:
         """Durably reserve one round of a run of `run_rounds` rounds, if the run has rounds
-        left and the rest of its plan (this round included) keeps the lifetime epsilon of
-        the dataset within `cap`.
+        left and its whole remaining plan, on top of everything reserved and every other
+        open run's promised rounds, keeps the dataset's lifetime epsilon within `cap`.
 
-        Under SQLite's write lock (BEGIN IMMEDIATE), so concurrent runs on this dataset
-        are checked one after the other against everything reserved before them.
+        The promise of this run's later rounds lapses `plan_seconds` after this reserve
+        (a run that went quiet that long has failed; a later round is simply checked anew).
+        All under SQLite's write lock (BEGIN IMMEDIATE): concurrent runs are checked one
+        after the other, each against everything the others reserved and promised.
         """
         with self._write() as db:
-            reserves = [e for e in self._entries(db) if e.kind == RESERVE]
+            rows = self._rows(db)
+            broken = _verify(rows, head=self._head(db))
+            if not broken.ok:
+                raise TaskRefused(f"partner '{partner}' refuses: its privacy ledger fails "
+                                  f"verification at entry {broken.first_broken_seq}")
+            reserves = [Entry.model_validate(r) for r in rows if r["kind"] == RESERVE]
             done = sum(e.run_id == run_id for e in reserves)
             if done >= run_rounds:
                 raise TaskRefused(f"partner '{partner}' already trained the {run_rounds} "
                                   "rounds this run declares")
+            now = dt.datetime.now(dt.UTC)
             history = [e.mechanism() for e in reserves]
-            projected = epsilon([*history, *[planned] * (run_rounds - done)], delta)
+            promised = _promised_rounds(reserves, now, excluding=run_id)
+            projected = epsilon([*history, *promised, *[planned] * (run_rounds - done)], delta)
             if projected > cap:
                 spent = epsilon(history, delta)
+                others = " and other open runs' promised rounds" if promised else ""
                 raise TaskRefused(
-                    f"partner '{partner}' refuses: this run's plan would bring the dataset's "
-                    f"lifetime epsilon to {projected:.2f}, over its cap {cap:g} "
+                    f"partner '{partner}' refuses: this run's plan{others} would bring the "
+                    f"dataset's lifetime epsilon to {projected:.2f}, over its cap {cap:g} "
                     f"(spent {spent:.2f})")
+            until = now + dt.timedelta(seconds=plan_seconds)
             return self._append(db, kind=RESERVE, run_id=run_id, round=round_,
                                 noise_multiplier=planned.noise_multiplier,
                                 sample_rate=planned.sample_rate, steps=planned.steps,
-                                delta=delta, task_sha256=task_sha256)
+                                delta=delta, task_sha256=task_sha256, run_rounds=run_rounds,
+                                plan_until=until.isoformat())
 
     def commit(self, reserve: Entry) -> Entry:
         with self._write() as db:
@@ -152,7 +183,7 @@ class Ledger:
     # --- reads ----------------------------------------------------------------------
 
     def entries(self) -> list[Entry]:
-        return self._entries(self._db)
+        return [Entry.model_validate(row) for row in self._rows(self._db)]
 
     def history(self, run_id: str | None = None) -> list[Mechanism]:
         """Every reserved mechanism (of one run, if given): the accountant's history."""
@@ -162,35 +193,27 @@ class Ledger:
     def epsilon(self, delta: float, run_id: str | None = None) -> float:
         return epsilon(self.history(run_id), delta)
 
-    def verify(self) -> VerifyResult:
-        entries = self.entries()
-        prev_hash, reserves = GENESIS, set()
-        for expected_seq, entry in enumerate(entries, start=1):
-            problem = None
-            if entry.seq != expected_seq:
-                problem = f"entry {expected_seq} is missing (the next one is {entry.seq})"
-            elif entry.prev_hash != prev_hash:
-                problem = "its previous-hash does not match the entry before it"
-            elif entry.hash != entry.expected_hash():
-                problem = "its content does not match its hash (edited)"
-            elif entry.kind == COMMIT and entry.ref not in reserves:
-                problem = "it commits a reserve that is not in the ledger before it"
-            if problem:
-                return VerifyResult(ok=False, entries=len(entries),
-                                    first_broken_seq=min(entry.seq, expected_seq),
-                                    problem=problem)
-            if entry.kind == RESERVE:
-                reserves.add(entry.seq)
-            prev_hash = entry.hash
-        head = self._db.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
-        last = (entries[-1].seq, entries[-1].hash) if entries else (None, None)
-        if (head is None and entries) or (head is not None and tuple(head) != last):
-            seq = (head["seq"] if head is not None else None) or len(entries) + 1
-            return VerifyResult(ok=False, entries=len(entries),
-                                first_broken_seq=min(seq, len(entries) + 1),
-                                problem="the ledger's head does not match its last entry "
-                                        "(entries deleted or added at the end)")
-        return VerifyResult(ok=True, entries=len(entries))
+    def head(self) -> tuple[int, str] | None:
+        """(seq, hash) of the last entry: what privacy reports send as an outside anchor."""
+        return self._head(self._db)
+
+    def verify(self, expect: tuple[int, str] | None = None) -> VerifyResult:
+        """Walk the chain; with `expect` (a head the coordinator recorded), also check that
+        that entry is still there with that hash. One snapshot: a concurrent append
+        cannot make it see a half-written ledger."""
+        self._db.execute("BEGIN")
+        try:
+            rows, head = self._rows(self._db), self._head(self._db)
+        finally:
+            self._db.execute("COMMIT")
+        result = _verify(rows, head)
+        if result.ok and expect is not None:
+            seq, hash_ = expect
+            if not any(r["seq"] == seq and r["hash"] == hash_ for r in rows):
+                return VerifyResult(ok=False, entries=len(rows), first_broken_seq=seq,
+                                    problem=f"entry {seq} as recorded elsewhere is not in the "
+                                            "ledger (the end was removed or rewritten)")
+        return result
 
     # --- internals ------------------------------------------------------------------
 
@@ -205,16 +228,20 @@ class Ledger:
         self._db.execute("COMMIT")
 
     @staticmethod
-    def _entries(db: sqlite3.Connection) -> list[Entry]:
-        return [Entry.model_validate(dict(row))
-                for row in db.execute("SELECT * FROM entries ORDER BY seq")]
+    def _rows(db: sqlite3.Connection) -> list[dict[str, object]]:
+        return [dict(row) for row in db.execute("SELECT * FROM entries ORDER BY seq")]
+
+    @staticmethod
+    def _head(db: sqlite3.Connection) -> tuple[int, str] | None:
+        row = db.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
+        return None if row is None else (row["seq"], row["hash"])
 
     def _append(self, db: sqlite3.Connection, **fields: object) -> Entry:
-        head = db.execute("SELECT seq, hash FROM head WHERE id = 1").fetchone()
-        seq, prev_hash = (head["seq"] + 1, head["hash"]) if head else (1, GENESIS)
+        head = self._head(db)
+        seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS)
         values = {"noise_multiplier": None, "sample_rate": None, "steps": None, "delta": None,
-                  "ref": None, **fields, "seq": seq, "prev_hash": prev_hash,
-                  "time": dt.datetime.now(dt.UTC).isoformat()}
+                  "ref": None, "run_rounds": None, "plan_until": None, **fields, "seq": seq,
+                  "prev_hash": prev_hash, "time": dt.datetime.now(dt.UTC).isoformat()}
         entry = Entry.model_validate({**values, "hash": entry_hash(values)})
         row = entry.model_dump()
         db.execute(f"INSERT INTO entries ({', '.join(row)}) VALUES "
@@ -222,3 +249,53 @@ class Ledger:
         db.execute("INSERT OR REPLACE INTO head (id, seq, hash) VALUES (1, ?, ?)",
                    (entry.seq, entry.hash))
         return entry
+
+
+def _verify(rows: list[dict[str, object]], head: tuple[int, str] | None) -> VerifyResult:
+    prev_hash, reserves = GENESIS, set()
+    for expected_seq, row in enumerate(rows, start=1):
+        seq = int(row["seq"])  # type: ignore[call-overload]
+        problem = None
+        try:
+            entry = Entry.model_validate(row)
+        except ValidationError:
+            problem = "it is malformed (a field was edited to an impossible value)"
+        else:
+            if seq != expected_seq:
+                problem = f"entry {expected_seq} is missing (the next one is {seq})"
+            elif entry.prev_hash != prev_hash:
+                problem = ("its previous-hash does not match the entry before it (this entry "
+                           "or the one before it was altered)")
+            elif entry.hash != entry.expected_hash():
+                problem = "its content does not match its hash (edited)"
+            elif entry.kind == COMMIT and entry.ref not in reserves:
+                problem = "it commits a reserve that is not in the ledger before it"
+        if problem:
+            return VerifyResult(ok=False, entries=len(rows),
+                                first_broken_seq=min(seq, expected_seq), problem=problem)
+        if entry.kind == RESERVE:
+            reserves.add(entry.seq)
+        prev_hash = entry.hash
+    last = (int(rows[-1]["seq"]), str(rows[-1]["hash"])) if rows else None  # type: ignore[call-overload]
+    if head != last:  # name the head's entry if it is in range, else the first one missing
+        seq = head[0] if head is not None and head[0] <= len(rows) else len(rows) + 1
+        return VerifyResult(ok=False, entries=len(rows), first_broken_seq=seq,
+                            problem="the ledger's head does not match its last entry "
+                                    "(entries deleted or added at the end)")
+    return VerifyResult(ok=True, entries=len(rows))
+
+
+def _promised_rounds(reserves: list[Entry], now: dt.datetime, excluding: str) -> list[Mechanism]:
+    """The rounds other open runs declared but have not reserved yet, while their promise
+    lasts: each run's latest reserve says how many rounds it declared and until when."""
+    latest: dict[str, Entry] = {}
+    count: dict[str, int] = {}
+    for e in reserves:
+        latest[e.run_id] = e
+        count[e.run_id] = count.get(e.run_id, 0) + 1
+    promised: list[Mechanism] = []
+    for run_id, e in latest.items():
+        if (run_id != excluding and e.run_rounds and e.plan_until
+                and dt.datetime.fromisoformat(e.plan_until) > now):
+            promised += [e.mechanism()] * max(0, e.run_rounds - count[run_id])
+    return promised

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sangsaeng.client.budget import DatasetBudget, dataset_budget
+from sangsaeng.client.ledger import LedgerMissing
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.shared.task import TaskSpec, load_task
 
@@ -85,7 +86,12 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         model_path = workdir / f"model-run{run.id}.safetensors"
         model_path.write_bytes(run.model)
     console.print("Centralized, non-private baseline (same model, pooled data)...")
-    budgets = [dataset_budget(PartnerPolicy.load(p.policy_path), task.dataset) for p in partners]
+    budgets = []
+    for partner in partners:
+        try:
+            budgets.append(dataset_budget(PartnerPolicy.load(partner.policy_path), task.dataset))
+        except LedgerMissing:  # refused before it ever reserved: nothing spent
+            pass
     result = DemoResult(run, status, centralized_auc(task, data_paths), model_path, store_url,
                         budgets)
     _print_summary(result, console)

@@ -95,6 +95,8 @@ class PrivacyRecord(Base):
     epsilon: Mapped[float] = mapped_column(Float)  # this dataset, this run
     lifetime_epsilon: Mapped[float] = mapped_column(Float)  # this dataset, all runs
     epsilon_cap: Mapped[float] = mapped_column(Float)
+    ledger_seq: Mapped[int] = mapped_column(Integer)  # the partner ledger's head, to check
+    ledger_hash: Mapped[str] = mapped_column(String(64))  # it against later (verify --expect)
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 

@@ -70,3 +70,5 @@ class PrivacyReport(BaseModel):
     epsilon: float = Field(ge=0)
     lifetime_epsilon: float = Field(ge=0)
     epsilon_cap: float = Field(gt=0)
+    ledger_seq: int = Field(ge=1)  # the partner ledger's head after this round ...
+    ledger_hash: str = Field(pattern="^[0-9a-f]{64}$")  # ... kept by the coordinator

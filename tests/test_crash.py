@@ -10,9 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sangsaeng.client.ledger import RESERVE, Ledger
-from sangsaeng.client.policy import PartnerPolicy
+from sangsaeng.client.policy import PartnerPolicy, TaskRefused
 from sangsaeng.server.demo_data import write_partitions
+from sangsaeng.shared.accounting import epsilon
 
 from .conftest import caravan_policy, task_with
 
@@ -44,8 +47,10 @@ def test_kill_9_after_reserving_keeps_the_budget_spent(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if ledger_path.exists() and Ledger(ledger_path).entries():
-                break
+            if ledger_path.exists():
+                with Ledger(ledger_path, create=False) as ledger:
+                    if ledger.entries():
+                        break
             time.sleep(0.1)
         assert proc.poll() is None, "the client ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
@@ -61,6 +66,15 @@ def test_kill_9_after_reserving_keeps_the_budget_spent(tmp_path: Path) -> None:
         assert ledger.verify().ok
         spent = ledger.epsilon(1e-5)
     assert spent > 0
+    # "After restart": the next run's check counts the orphan reserve. A cap that a fresh
+    # ledger would allow refuses it.
+    with Ledger(ledger_path) as ledger:
+        planned = entry.mechanism()
+        fits_alone = epsilon([planned], 1e-5) * 1.01
+        with pytest.raises(TaskRefused, match=r"\(spent \d"):
+            ledger.reserve(run_id="8", round_=1, planned=planned, run_rounds=1, delta=1e-5,
+                           cap=fits_alone, task_sha256=entry.task_sha256, partner="acme",
+                           plan_seconds=60)
     sangsaeng = str(Path(sys.executable).parent / "sangsaeng")
     shown = subprocess.run([sangsaeng, "client", "budget", "--policy", str(policy_path)],
                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})

@@ -88,11 +88,16 @@ def test_privacy_reports_grow_and_match_ledgers_and_opacus(deployment) -> None: 
         assert 0 < reports[0].epsilon < reports[1].epsilon
         # the partner's ledger holds the same history: reserved, then committed
         policy = PartnerPolicy.load(policy_path)
-        with Ledger(policy.ledger_path("caravan")) as ledger:
+        with Ledger(policy.ledger_path("caravan"), create=False) as ledger:
             assert ledger.verify().ok
             assert [e.kind for e in ledger.entries()] == [RESERVE, COMMIT] * 2
             assert ledger.history() == history
             assert ledger.epsilon(TASK.dp.delta) == pytest.approx(reports[-1].lifetime_epsilon)
+            # each report carried the ledger's head out: the coordinator's anchor
+            commits = [e for e in ledger.entries() if e.kind == COMMIT]
+            assert [(r.ledger_seq, r.ledger_hash) for r in reports] == [
+                (e.seq, e.hash) for e in commits]
+            assert ledger.verify(expect=(reports[-1].ledger_seq, reports[-1].ledger_hash)).ok
 
 
 def test_model_loads_and_scores_the_holdouts(deployment) -> None:  # type: ignore[no-untyped-def]

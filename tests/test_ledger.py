@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger
+from sangsaeng.client.ledger import COMMIT, RESERVE, Entry, Ledger, LedgerMissing
 from sangsaeng.client.policy import TaskRefused
 from sangsaeng.shared.accounting import Mechanism, epsilon
 
@@ -19,16 +19,17 @@ DELTA = 1e-5
 
 
 def reserve(ledger: Ledger, run: str, round_: int = 1, run_rounds: int = 1,
-            cap: float = 100.0) -> object:
+            cap: float = 100.0, plan_seconds: float = 600) -> Entry:
     return ledger.reserve(run_id=run, round_=round_, planned=ROUND, run_rounds=run_rounds,
-                          delta=DELTA, cap=cap, task_sha256="t" * 64, partner="acme")
+                          delta=DELTA, cap=cap, task_sha256="t" * 64, partner="acme",
+                          plan_seconds=plan_seconds)
 
 
 def filled(path: Path) -> Ledger:
     """Two runs: run a with two committed rounds, run b with one reserve never committed."""
     ledger = Ledger(path)
     for round_ in (1, 2):
-        ledger.commit(reserve(ledger, "a", round_, run_rounds=2))  # type: ignore[arg-type]
+        ledger.commit(reserve(ledger, "a", round_, run_rounds=2))
     reserve(ledger, "b")
     return ledger
 
@@ -47,7 +48,7 @@ def test_a_plan_over_the_cap_writes_nothing(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "l.sqlite")
     cap = epsilon([ROUND] * 2, DELTA) + 0.01
     reserve(ledger, "a", run_rounds=2, cap=cap)  # run a's plan: 2 rounds, fits
-    with pytest.raises(TaskRefused, match=r"this run's plan would bring .* over its cap"):
+    with pytest.raises(TaskRefused, match=r"this run's plan.* would bring .* over its cap"):
         reserve(ledger, "b", run_rounds=2, cap=cap)  # 1 reserved + 2 planned do not
     assert len(ledger.entries()) == 1
     reserve(ledger, "a", round_=2, run_rounds=2, cap=cap)
@@ -56,12 +57,37 @@ def test_a_plan_over_the_cap_writes_nothing(tmp_path: Path) -> None:
     assert ledger.epsilon(DELTA) <= cap
 
 
+def test_open_runs_promised_rounds_keep_a_second_run_out(tmp_path: Path) -> None:
+    """Two 3-round runs, a cap for 4 rounds: once run a started, run b cannot start, so
+    b never trains a round that would leave a without budget for its own last rounds."""
+    ledger = Ledger(tmp_path / "l.sqlite")
+    cap = epsilon([ROUND] * 4, DELTA) + 0.01
+    reserve(ledger, "a", 1, run_rounds=3, cap=cap)
+    with pytest.raises(TaskRefused, match="and other open runs' promised rounds"):
+        reserve(ledger, "b", 1, run_rounds=3, cap=cap)
+    reserve(ledger, "a", 2, run_rounds=3, cap=cap)
+    reserve(ledger, "a", 3, run_rounds=3, cap=cap)
+    assert [e.run_id for e in ledger.entries()] == ["a"] * 3
+    # a finished run promises nothing more: a 1-round run fits what is left
+    reserve(ledger, "c", 1, run_rounds=1, cap=cap)
+
+
+def test_a_quiet_run_stops_holding_budget(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    cap = epsilon([ROUND] * 4, DELTA) + 0.01
+    reserve(ledger, "a", 1, run_rounds=3, cap=cap, plan_seconds=0)  # promise lapses at once
+    reserve(ledger, "b", 1, run_rounds=3, cap=cap)  # 1 reserved + 3 planned: fits
+    with pytest.raises(TaskRefused):
+        reserve(ledger, "a", 2, run_rounds=3, cap=cap)  # checked anew: now over the cap
+    assert ledger.epsilon(DELTA) <= cap
+
+
 def _contend(path: str, run: str, cap: float, barrier: object) -> bool:
     ledger = Ledger(Path(path))
     barrier.wait()  # type: ignore[attr-defined]
     try:
         ledger.reserve(run_id=run, round_=1, planned=ROUND, run_rounds=1, delta=DELTA, cap=cap,
-                       task_sha256="t" * 64, partner="acme")
+                       task_sha256="t" * 64, partner="acme", plan_seconds=600)
         return True
     except TaskRefused:
         return False
@@ -91,6 +117,9 @@ def _raw(path: Path) -> sqlite3.Connection:
 
 
 @pytest.mark.parametrize(("tamper", "seq", "problem"), [
+    ("UPDATE entries SET kind = 'bonus' WHERE seq = 2", 2, "malformed"),
+    ("UPDATE entries SET noise_multiplier = 0 WHERE seq = 3", 3, "does not match its hash"),
+    ("UPDATE head SET hash = 'x'", 5, "head does not match its last entry"),
     ("UPDATE entries SET noise_multiplier = 3.0 WHERE seq = 3", 3, "does not match its hash"),
     ("UPDATE entries SET steps = 1 WHERE seq = 5", 5, "does not match its hash"),
     ("UPDATE entries SET run_id = 'z' WHERE seq = 1", 1, "does not match its hash"),
@@ -119,6 +148,39 @@ def test_edits_with_a_recomputed_hash_still_break_the_chain(tmp_path: Path) -> N
                        (fixed_hash,))
     result = Ledger(path).verify()
     assert (result.ok, result.first_broken_seq) == (False, 4)
+    assert "this entry or the one before it was altered" in (result.problem or "")
+
+
+def test_a_consistently_rewritten_end_is_caught_against_a_recorded_head(tmp_path: Path) -> None:
+    """Trimming the last entries and re-pointing the head passes the chain walk alone; the
+    head a privacy report sent out (and the coordinator recorded) catches it."""
+    path = tmp_path / "l.sqlite"
+    ledger = filled(path)
+    recorded = ledger.head()
+    assert recorded is not None and recorded[0] == 5
+    third = ledger.entries()[2]
+    db = _raw(path)
+    db.execute("DELETE FROM entries WHERE seq > 3")
+    db.execute("UPDATE head SET seq = 3, hash = ?", (third.hash,))
+    assert Ledger(path).verify().ok  # the limit of a self-contained check
+    result = Ledger(path).verify(expect=recorded)
+    assert (result.ok, result.first_broken_seq) == (False, 5)
+    assert "not in the ledger" in (result.problem or "")
+
+
+def test_a_broken_ledger_spends_nothing_more(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    filled(path).close()
+    _raw(path).execute("UPDATE entries SET steps = 1 WHERE seq = 1")
+    with pytest.raises(TaskRefused, match="privacy ledger fails verification at entry 1"):
+        reserve(Ledger(path), "c")
+
+
+def test_read_only_tools_never_create_a_ledger(tmp_path: Path) -> None:
+    with pytest.raises(LedgerMissing, match="nothing was spent on this dataset here, or the "
+                                            "file was removed"):
+        Ledger(tmp_path / "gone.sqlite", create=False)
+    assert not (tmp_path / "gone.sqlite").exists()
 
 
 def test_the_ledger_refuses_updates_and_deletes(tmp_path: Path) -> None:
