@@ -17,8 +17,9 @@ from flwr.supercore.fab import Fab
 
 from sangsaeng.shared.task import RUN_CONFIG_KEY
 
+STORE_RUN_CONFIG_KEY = "sangsaeng-run"
+
 from .fab import build_fab
-from .store import FAILED, RUNNING, STOPPED, Run, Store
 
 
 @dataclass(frozen=True)
@@ -38,21 +39,27 @@ class FlowerControl:
             server_address=address, insecure=True, root_certificates=None, interceptors=[]
         )
 
-    def start_run(self, task_json: str) -> int:
+    def start_run(self, task_json: str, store_run_id: int) -> int:
         """Start a run of Sangsaeng's app on `task_json` (from a validated TaskSpec.to_json();
-        the ServerApp and every ClientApp validate it again themselves)."""
+        the ServerApp and every ClientApp validate it again themselves), recorded in the
+        store as `store_run_id`. Use runs.start_run, which creates that record first."""
         fab_bytes, fab_hash = build_fab()
         response = self._client.StartRun(StartRunRequest(
             fab=fab_to_proto(Fab(fab_hash, fab_bytes, {})),
-            override_config=user_config_to_proto({RUN_CONFIG_KEY: task_json}),
+            override_config=user_config_to_proto({RUN_CONFIG_KEY: task_json,
+                                                  STORE_RUN_CONFIG_KEY: store_run_id}),
         ))
         if not response.HasField("run_id"):
             raise RuntimeError("the SuperLink did not start the run")
         return int(response.run_id)
 
-    def status(self, run_id: int) -> FlowerRunStatus:
-        run = self._client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict[run_id]
-        return FlowerRunStatus(run.status.status, run.status.sub_status, run.status.details)
+    def status(self, run_id: int) -> FlowerRunStatus | None:
+        """The run's status, or None if the SuperLink does not know the run."""
+        runs = self._client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict
+        if run_id not in runs:
+            return None
+        status = runs[run_id].status
+        return FlowerRunStatus(status.status, status.sub_status, status.details)
 
     def stop_run(self, run_id: int) -> None:
         self._client.StopRun(StopRunRequest(run_id=run_id))
@@ -68,6 +75,8 @@ def wait_for_run(control: FlowerControl, run_id: int, timeout: float,
     deadline = time.monotonic() + timeout
     while True:
         status = control.status(run_id)
+        if status is None:
+            raise LookupError(f"the SuperLink does not know run {run_id}")
         if on_poll is not None:
             on_poll(status)
         if status.finished:
@@ -75,19 +84,3 @@ def wait_for_run(control: FlowerControl, run_id: int, timeout: float,
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still '{status.status}' after {timeout:g} s")
         time.sleep(poll_seconds)
-
-
-def record_flower_end(store: Store, flower_run_id: int, status: FlowerRunStatus) -> Run | None:
-    """The run as stored, closed if Flower finished it but the ServerApp could not record
-    the end (stopped and shut down first, killed, out of memory): the store never claims a
-    run is still running once Flower says it is not."""
-    run = store.run_by_flower_id(flower_run_id)
-    if run is None:
-        return None
-    if run.status == RUNNING and status.finished:
-        if status.sub_status == "stopped":
-            store.end_run(run.id, STOPPED, "stopped before it completed")
-        else:
-            store.end_run(run.id, FAILED, f"Flower reports the run {status.sub_status or 'ended'}"
-                          f" but the ServerApp recorded no end: {status.details or 'no details'}")
-    return store.get_run(run.id)

@@ -34,6 +34,7 @@ clientapp = "sangsaeng_fab.client_app:app"
 
 [tool.flwr.app.config]
 task = ""  # the TaskSpec as JSON, set per run
+sangsaeng-run = 0  # the coordinator store's run id, set per run
 """
 
 FILES = {

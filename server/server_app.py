@@ -9,6 +9,7 @@ from sangsaeng.shared.models import build_model, to_safetensors
 from sangsaeng.shared.task import TaskSpec
 
 from . import settings
+from .control import STORE_RUN_CONFIG_KEY
 from .store import COMPLETED, FAILED, STOPPED, Store
 from .strategy import RecordingFedAvg, RunFailed
 
@@ -19,7 +20,7 @@ app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     task = TaskSpec.from_run_config(dict(context.run_config))  # bad task: fails, nothing stored
     store = Store(settings.store_url())
-    run_id = store.start_run(context.run_id, task.dataset, task.to_json(), task.sha256())
+    run_id = _stored_run(store, context, task)
     strategy = RecordingFedAvg(task, store, run_id)
     try:
         initial = build_model(task, seed=task.seed).state_dict()
@@ -36,6 +37,18 @@ def main(grid: Grid, context: Context) -> None:
             status, reason = STOPPED, "stopped before it completed"
         store.end_run(run_id, status, reason, model=_weights(strategy.latest_arrays))
         raise
+
+
+def _stored_run(store: Store, context: Context, task: TaskSpec) -> int:
+    """The store's record of this run, created by runs.start_run before Flower started it."""
+    run_id = context.run_config.get(STORE_RUN_CONFIG_KEY)
+    run = store.find_run(run_id) if isinstance(run_id, int) and run_id > 0 else None
+    if run is None:
+        raise RuntimeError("no record of this run in the coordinator's store: runs start "
+                           "through Sangsaeng's API (runs.start_run), not with Flower directly")
+    if run.task_sha256 != task.sha256():
+        raise RuntimeError(f"run {run_id}'s task differs from the one recorded for it")
+    return run.id
 
 
 def _weights(arrays: ArrayRecord | None) -> bytes | None:

@@ -1,4 +1,5 @@
-"""The coordinator's records: runs, per-round metrics, partners' privacy reports, models.
+"""The coordinator's records: runs, per-round metrics, partners' privacy reports, models,
+API tokens and the dataset catalogue.
 
 SQLAlchemy, so the same code runs on SQLite (default) and PostgreSQL. Every write is its
 own committed transaction, so what a run did stays recorded if it later fails or dies.
@@ -7,6 +8,7 @@ own committed transaction, so what a run did stays recorded if it later fails or
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,15 +24,26 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
+    inspect,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from sangsaeng.shared.accounting import PrivacyReport
+from sangsaeng.shared.task import TaskSpec
 
-RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
+STARTING, RUNNING = "starting", "running"  # open: before/after Flower accepted the run
+COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"  # ended, for good
+OPEN = (STARTING, RUNNING)
+SCHEMA_VERSION = "2"
+
+
+class StoreSchemaError(RuntimeError):
+    """The database was written by a different version of Sangsaeng."""
 
 
 def _now() -> dt.datetime:
@@ -45,15 +58,18 @@ class Run(Base):
     __tablename__ = "runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    flower_run_id: Mapped[str] = mapped_column(String(32), unique=True)
+    flower_run_id: Mapped[str | None] = mapped_column(String(32), unique=True, default=None)
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)  # the startup tenant
     dataset: Mapped[str] = mapped_column(String(200))
     task_json: Mapped[str] = mapped_column(Text)
     task_sha256: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default=RUNNING)
+    status: Mapped[str] = mapped_column(String(16), default=STARTING)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    model: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # safetensors
+    # safetensors; deferred: lists of runs never load the weights
+    model: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    model_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     rounds: Mapped[list[RoundResult]] = relationship(order_by="RoundResult.round")
     privacy_reports: Mapped[list[PrivacyRecord]] = relationship(
         order_by="(PrivacyRecord.round, PrivacyRecord.partner)"
@@ -100,6 +116,38 @@ class PrivacyRecord(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
 
+class ApiToken(Base):
+    """A bearer token of the API. Only its sha256 is kept: tokens are 256 random bits, so
+    a plain hash cannot be brute-forced, and the database never holds a usable secret."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(16))  # admin | startup | auditor
+    tenant: Mapped[str | None] = mapped_column(String(100))  # startups only
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Dataset(Base):
+    """A catalogue entry: a dataset's public schema and rounded size, never its rows."""
+
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    entry_json: Mapped[str] = mapped_column(Text)  # catalogue.DatasetEntry
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")  # the demo reads while the ServerApp writes
@@ -116,7 +164,24 @@ class Store:
         self.engine: Engine = create_engine(url)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        """Create the tables in a new database; refuse one another version wrote (tables
+        are never altered in place)."""
+        tables = set(inspect(self.engine).get_table_names())
+        if tables and "meta" not in tables:
+            raise StoreSchemaError(f"the store {self.engine.url!r} was written by an older "
+                                   "Sangsaeng; move it away (or point SANGSAENG_STORE_URL "
+                                   "elsewhere) to start a new one")
         Base.metadata.create_all(self.engine)
+        with self.session() as s:
+            version = s.get(Meta, "schema_version")
+            if version is None:
+                s.add(Meta(key="schema_version", value=SCHEMA_VERSION))
+            elif version.value != SCHEMA_VERSION:
+                raise StoreSchemaError(f"the store {self.engine.url!r} has schema version "
+                                       f"{version.value}, this Sangsaeng needs {SCHEMA_VERSION}")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -125,13 +190,29 @@ class Store:
 
     # --- writes (each one committed on its own) ---------------------------------------
 
-    def start_run(self, flower_run_id: int, dataset: str, task_json: str, task_sha256: str) -> int:
+    def create_run(self, task: TaskSpec, owner: str | None) -> int:
+        """A STARTING run, before Flower is asked to start it (see runs.start_run)."""
         with self.session() as s:
-            run = Run(flower_run_id=str(flower_run_id), dataset=dataset, task_json=task_json,
-                      task_sha256=task_sha256)
+            run = Run(owner=owner, dataset=task.dataset, task_json=task.to_json(),
+                      task_sha256=task.sha256())
             s.add(run)
             s.flush()
             return run.id
+
+    def mark_started(self, run_id: int, flower_run_id: int) -> None:
+        """Flower accepted the run. Its ServerApp may already have ended it: then only the
+        Flower id is added."""
+        with self.session() as s:
+            s.execute(update(Run).where(Run.id == run_id)
+                      .values(flower_run_id=str(flower_run_id)))
+            s.execute(update(Run).where(Run.id == run_id, Run.status == STARTING)
+                      .values(status=RUNNING))
+
+    def delete_unstarted(self, run_id: int) -> None:
+        """Remove a run Flower never accepted: nothing happened, so nothing is kept."""
+        with self.session() as s:
+            s.execute(delete(Run).where(Run.id == run_id, Run.status == STARTING,
+                                        Run.flower_run_id.is_(None)))
 
     def record_round(self, run_id: int, round_: int, **fields: object) -> None:
         """Create or update the round's row; `metrics` are merged into what is there and
@@ -155,25 +236,85 @@ class Store:
                                     **report.model_dump()) for node_id, report in reports)
 
     def end_run(self, run_id: int, status: str, reason: str | None = None,
-                model: bytes | None = None) -> None:
-        """Close a run as COMPLETED (with its model), FAILED or STOPPED (with the reason)."""
+                model: bytes | None = None) -> bool:
+        """Close an open run as COMPLETED (with its model), FAILED or STOPPED (with the
+        reason). The first end recorded wins; returns whether this call closed the run."""
         with self.session() as s:
-            run = s.get_one(Run, run_id)
-            run.status, run.reason, run.model, run.finished_at = status, reason, model, _now()
+            digest = None if model is None else hashlib.sha256(model).hexdigest()
+            result = s.execute(update(Run).where(Run.id == run_id, Run.status.in_(OPEN))
+                               .values(status=status, reason=reason, model=model,
+                                       model_sha256=digest, finished_at=_now()))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def add_token(self, name: str, role: str, tenant: str | None, token_sha256: str) -> int:
+        with self.session() as s:
+            token = ApiToken(name=name, role=role, tenant=tenant, token_sha256=token_sha256)
+            s.add(token)
+            s.flush()
+            return token.id
+
+    def revoke_token(self, token_id: int) -> bool:
+        with self.session() as s:
+            result = s.execute(update(ApiToken).where(ApiToken.id == token_id,
+                                                      ApiToken.revoked_at.is_(None))
+                               .values(revoked_at=_now()))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def put_dataset(self, name: str, entry_json: str) -> None:
+        with self.session() as s:
+            s.merge(Dataset(name=name, entry_json=entry_json, updated_at=_now()))
 
     # --- reads ------------------------------------------------------------------------
+
+    def token_by_sha256(self, token_sha256: str) -> ApiToken | None:
+        with self.session() as s:
+            return s.scalar(select(ApiToken).filter_by(token_sha256=token_sha256))
+
+    def list_tokens(self) -> list[ApiToken]:
+        with self.session() as s:
+            return list(s.scalars(select(ApiToken).order_by(ApiToken.id)))
+
+    def list_datasets(self) -> list[Dataset]:
+        with self.session() as s:
+            return list(s.scalars(select(Dataset).order_by(Dataset.name)))
+
+    def get_dataset(self, name: str) -> Dataset | None:
+        with self.session() as s:
+            return s.get(Dataset, name)
 
     def run_by_flower_id(self, flower_run_id: int) -> Run | None:
         with self.session() as s:
             return s.scalar(select(Run).filter_by(flower_run_id=str(flower_run_id)))
 
     def get_run(self, run_id: int) -> Run:
-        """A run with its rounds and privacy reports loaded."""
+        """A run with its rounds, privacy reports and model loaded."""
         with self.session() as s:
             run = s.get_one(Run, run_id)
-            _ = run.rounds, run.privacy_reports
+            _ = run.rounds, run.privacy_reports, run.model
             return run
 
-    def list_runs(self) -> list[Run]:
+    def get_model(self, run_id: int) -> bytes | None:
         with self.session() as s:
-            return list(s.scalars(select(Run).order_by(Run.id)))
+            return s.scalar(select(Run.model).where(Run.id == run_id))
+
+    def find_run(self, run_id: int) -> Run | None:
+        """Like get_run but without the model, or None if there is no such run."""
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is not None:
+                _ = run.rounds, run.privacy_reports
+            return run
+
+    def list_runs(self, owner: str | None = None, status: tuple[str, ...] = ()) -> list[Run]:
+        """Runs (oldest first), with rounds and reports; only `owner`'s if given, only in
+        `status` if given."""
+        query = select(Run).order_by(Run.id)
+        if owner is not None:
+            query = query.where(Run.owner == owner)
+        if status:
+            query = query.where(Run.status.in_(status))
+        with self.session() as s:
+            runs = list(s.scalars(query))
+            for run in runs:
+                _ = run.rounds, run.privacy_reports
+            return runs

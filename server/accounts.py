@@ -1,0 +1,53 @@
+"""API accounts: bearer tokens with a role, and a tenant for startups.
+
+- admin: the operator; sees every run (never model weights) and may stop any run.
+- startup: a tenant; starts, sees, stops and downloads only its own runs.
+- auditor: reads every run's metrics and privacy records; never model weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .store import Store
+
+TOKEN_PREFIX = "sgs_"
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    STARTUP = "startup"
+    AUDITOR = "auditor"
+
+
+@dataclass(frozen=True)
+class Account:
+    token_id: int
+    name: str
+    role: Role
+    tenant: str | None
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(store: Store, name: str, role: Role, tenant: str | None = None) -> str:
+    """A new token (shown once; only its hash is stored). Startups need a tenant, the
+    other roles have none."""
+    if (role == Role.STARTUP) != bool(tenant):
+        raise ValueError("a startup token needs a tenant; admin and auditor tokens take none")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    store.add_token(name, role.value, tenant, token_sha256(token))
+    return token
+
+
+def authenticate(store: Store, token: str) -> Account | None:
+    """The account of a live token, or None for an unknown or revoked one."""
+    row = store.token_by_sha256(token_sha256(token))
+    if row is None or row.revoked_at is not None:
+        return None
+    return Account(row.id, row.name, Role(row.role), row.tenant)
