@@ -11,12 +11,50 @@ from rich.console import Console
 from sangsaeng.client.cli import app as client_app
 from sangsaeng.shared.task import TaskSpecError, load_task
 
+from .admin_cli import app as admin_app
+from .run_cli import app as run_app
+
 app = typer.Typer(help="Sangsaeng: federated DP-SGD on partners' private tables.",
                   no_args_is_help=True, add_completion=False)
 task_app = typer.Typer(help="Task specs (what a startup submits).", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(client_app, name="client")
+app.add_typer(run_app, name="run")
+app.add_typer(admin_app, name="admin")
 console = Console()
+
+
+@app.command()
+def server(
+    api_host: Annotated[str, typer.Option(help="Where startups and auditors reach the API.")]
+    = "127.0.0.1",
+    api_port: Annotated[int, typer.Option()] = 8000,
+    fleet_host: Annotated[str, typer.Option(help="Where partners' SuperNodes reach the Fleet "
+                                                 "API (the only Flower port exposed).")]
+    = "127.0.0.1",
+    fleet_port: Annotated[int, typer.Option()] = 9092,
+    workdir: Annotated[Path | None, typer.Option(
+        help="Logs and the SuperLink's own state [default: ~/.sangsaeng/coordinator].")] = None,
+) -> None:
+    """Run the coordinator until Ctrl-C: the SuperLink on loopback (its Control API stays
+    private), the Fleet proxy for partners, and the API. The store is SANGSAENG_STORE_URL."""
+    import time
+
+    from sangsaeng.server.coordinator import Coordinator
+    from sangsaeng.server.settings import store_url
+
+    workdir = workdir or Path.home() / ".sangsaeng" / "coordinator"
+    coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host, fleet_port,
+                              persistent_superlink=True)
+    with coordinator:
+        console.print(f"API: {coordinator.api_url}/docs  ·  partners' SuperNodes: "
+                      f"--superlink {coordinator.fleet_address}  ·  store: "
+                      f"{coordinator.store.url}\nCtrl-C stops it.")
+        try:
+            while coordinator.services.alive():
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("stopping...")
 
 
 @app.command()
@@ -30,11 +68,11 @@ def demo(
 ) -> None:
     """Run a whole federated DP run on loopback: SuperLink, 3 partner SuperNodes, real data."""
     from sangsaeng.server.demo import run_demo
-    from sangsaeng.server.store import COMPLETED
+    from sangsaeng.server.store import COMPLETED, StoreSchemaError
 
     try:
         result = run_demo(workdir, task, store_url, console)
-    except TaskSpecError as err:
+    except (TaskSpecError, StoreSchemaError) as err:
         console.print(f"[red]{err}[/]")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:

@@ -79,7 +79,7 @@ class RunSummary(BaseModel):
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
-        return cls(**_summary_fields(run))
+        return cls.model_validate(_summary_fields(run))
 
 
 class RunOut(RunSummary):
@@ -87,7 +87,8 @@ class RunOut(RunSummary):
 
     @classmethod
     def of(cls, run: Run) -> RunOut:
-        return cls(**_summary_fields(run), rounds=[RoundOut.of(r, run) for r in run.rounds])
+        return cls.model_validate({**_summary_fields(run),
+                                   "rounds": [RoundOut.of(r, run) for r in run.rounds]})
 
 
 def _summary_fields(run: Run) -> dict[str, object]:

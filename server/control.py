@@ -17,9 +17,9 @@ from flwr.supercore.fab import Fab
 
 from sangsaeng.shared.task import RUN_CONFIG_KEY
 
-STORE_RUN_CONFIG_KEY = "sangsaeng-run"
-
 from .fab import build_fab
+
+STORE_RUN_CONFIG_KEY = "sangsaeng-run"
 
 
 @dataclass(frozen=True)

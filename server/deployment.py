@@ -1,7 +1,8 @@
-"""A real Flower deployment on loopback: one SuperLink and partner SuperNodes as processes.
+"""Real Flower processes on loopback: one SuperLink and partner SuperNodes.
 
-Used by `sangsaeng demo` and the end-to-end tests. Every process gets its own process
-group, so stopping it also stops the SuperExec/ServerApp/ClientApp children it started.
+Used by `sangsaeng server`, `sangsaeng demo` and the end-to-end tests. Every process gets
+its own process group, so stopping it also stops the SuperExec/ServerApp/ClientApp
+children it started.
 """
 
 from __future__ import annotations
@@ -43,39 +44,49 @@ def free_port() -> int:
 
 @dataclass
 class LocalDeployment:
-    """Context manager: SuperLink + one SuperNode per partner, all on loopback."""
+    """Context manager: a SuperLink on loopback, plus one SuperNode per partner dialling
+    it directly (tests of the Flower layer) or, via add_supernode, through a Fleet proxy."""
 
     workdir: Path
     store_url: str
-    partners: list[PartnerNode]
+    partners: list[PartnerNode] = field(default_factory=list)
+    database: Path | None = None  # the SuperLink's own state; in memory if None
     port: int = field(default_factory=free_port)
     node_ports: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    fleet_addresses: set[str] = field(default_factory=set)
 
     @property
     def address(self) -> str:
-        """SuperLink address: Fleet, Control and Runtime APIs share this one HTTP port."""
+        """SuperLink address: Fleet, Control and Runtime APIs share this one HTTP port,
+        so it must stay private (partners go through fleet_proxy)."""
         return f"{LOOPBACK}:{self.port}"
 
     def __enter__(self) -> LocalDeployment:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        database = ["--database", str(self.database)] if self.database else []
         try:
             self._spawn("superlink", [
                 "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
-                "--host", LOOPBACK, "--port", str(self.port),
+                "--host", LOOPBACK, "--port", str(self.port), *database,
             ], env={settings.STORE_URL_ENV: self.store_url})
             self._await_port(self.port, self.processes[0])
             for partner in self.partners:
-                self.node_ports.append(free_port())
-                self._spawn(f"supernode-{partner.partner}", [
-                    "flower-supernode", "--insecure", "--superlink", self.address,
-                    "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
-                    "--node-config", partner.node_config(),
-                ])
+                self.add_supernode(partner, self.address)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def add_supernode(self, partner: PartnerNode, fleet_address: str) -> None:
+        """Start a partner's SuperNode dialling `fleet_address` (the SuperLink or a proxy)."""
+        self.fleet_addresses.add(fleet_address)
+        self.node_ports.append(free_port())
+        self._spawn(f"supernode-{partner.partner}", [
+            "flower-supernode", "--insecure", "--superlink", fleet_address,
+            "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
+            "--node-config", partner.node_config(),
+        ])
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -112,6 +123,7 @@ class LocalDeployment:
         """Running processes whose command line names one of this deployment's addresses
         (every Flower process names the SuperLink's or its SuperNode's)."""
         addresses = {f"{LOOPBACK}:{port}" for port in [self.port, *self.node_ports]}
+        addresses |= self.fleet_addresses
         return [pid for pid, argv in running_processes() if addresses.intersection(argv)]
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -136,7 +148,6 @@ class LocalDeployment:
                     return
             time.sleep(0.2)
         raise TimeoutError(f"flower-superlink did not listen on {port} in {READY_TIMEOUT:g} s")
-
 
 
 def running_processes() -> list[tuple[int, list[str]]]:

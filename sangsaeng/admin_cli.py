@@ -1,0 +1,91 @@
+"""`sangsaeng admin ...`: the operator's commands, run where the coordinator's store is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.catalogue import CatalogueError, DatasetEntry
+from sangsaeng.server.settings import STORE_URL_ENV, store_url
+from sangsaeng.server.store import Store
+
+app = typer.Typer(help="Operators: API tokens and the dataset catalogue.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens (bearer; only their hash is stored).",
+                        no_args_is_help=True)
+dataset_app = typer.Typer(help="The dataset catalogue startups browse.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(dataset_app, name="dataset")
+console = Console()
+
+StoreOption = Annotated[str | None, typer.Option(
+    "--store-url", envvar=STORE_URL_ENV, show_default=False,
+    help="SQLAlchemy URL of the coordinator's store (default: ~/.sangsaeng/sangsaeng.db).")]
+
+
+def _store(url: str | None) -> Store:
+    return Store(url or store_url())
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[Role, typer.Option(help="What the token may do.")],
+    name: Annotated[str, typer.Option(help="Who holds it (for the operator's records).")],
+    tenant: Annotated[str | None, typer.Option(help="The startup tenant (startup role "
+                                                    "only).")] = None,
+    store_url: StoreOption = None,
+) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    try:
+        token = create_token(_store(store_url), name, role, tenant)
+    except ValueError as err:
+        console.print(f"[red]{err}[/]")
+        raise typer.Exit(2) from None
+    print(token)
+
+
+@token_app.command("list")
+def token_list(store_url: StoreOption = None) -> None:
+    """Every token: id, holder, role, tenant, and whether it is revoked."""
+    table = Table("id", "name", "role", "tenant", "created", "revoked")
+    for t in _store(store_url).list_tokens():
+        table.add_row(str(t.id), t.name, t.role, t.tenant or "-",
+                      t.created_at.strftime("%Y-%m-%d %H:%M"),
+                      t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, store_url: StoreOption = None) -> None:
+    """Revoke a token: it stops working at once."""
+    if not _store(store_url).revoke_token(token_id):
+        console.print(f"[red]no live token {token_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"token {token_id} revoked")
+
+
+@dataset_app.command("add")
+def dataset_add(path: Path, store_url: StoreOption = None) -> None:
+    """Add (or replace) a catalogue entry from a TOML file: name, description, features,
+    target, partners, rows (published rounded to the nearest hundred)."""
+    try:
+        entry = DatasetEntry.from_file(path)
+    except CatalogueError as err:
+        console.print(f"[red]{err}[/]")
+        raise typer.Exit(2) from None
+    _store(store_url).put_dataset(entry.name, entry.model_dump_json())
+    console.print(f"dataset '{entry.name}': {len(entry.features)} features, "
+                  f"~{entry.rows} rows over {entry.partners} partners")
+
+
+@dataset_app.command("list")
+def dataset_list(store_url: StoreOption = None) -> None:
+    table = Table("name", "features", "target", "partners", "rows (rounded)")
+    for row in _store(store_url).list_datasets():
+        e = DatasetEntry.model_validate_json(row.entry_json)
+        table.add_row(e.name, str(len(e.features)), e.target.name, str(e.partners), str(e.rows))
+    console.print(table)

@@ -1,0 +1,68 @@
+"""The coordinator's HTTP services (the API and the Fleet proxy) on uvicorn, in one
+background thread, so `sangsaeng server`, the demo and the tests run them the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+READY_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Listener:
+    app: ASGIApp
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Services:
+    """Context manager: every listener served until exit (uvicorn's graceful shutdown)."""
+
+    def __init__(self, listeners: list[Listener]) -> None:
+        self._servers = [uvicorn.Server(uvicorn.Config(
+            item.app, host=item.host, port=item.port, log_level="warning", access_log=False,
+            timeout_graceful_shutdown=5,
+        )) for item in listeners]
+        self._thread = threading.Thread(target=self._run, name="sangsaeng-http", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        async def serve_all() -> None:
+            await asyncio.gather(*(server.serve() for server in self._servers))
+        try:
+            asyncio.run(serve_all())
+        except BaseException as err:  # a port in use, say: reported by __enter__
+            self._error = err
+
+    def __enter__(self) -> Services:
+        self._thread.start()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not all(s.started for s in self._servers):
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the HTTP services did not start: {self._error!r}")
+            time.sleep(0.05)
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+        self._thread.join(timeout=15)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
