@@ -70,8 +70,8 @@ def token_revoke(token_id: int, store_url: StoreOption = None) -> None:
 
 @dataset_app.command("add")
 def dataset_add(path: Path, store_url: StoreOption = None) -> None:
-    """Add (or replace) a catalogue entry from a TOML file: name, description, features,
-    target, partners, rows (published rounded to the nearest hundred)."""
+    """Add (or replace) a catalogue entry from a .toml or .json file: name, description,
+    features, target, partners, rows (published rounded to the nearest hundred)."""
     try:
         entry = DatasetEntry.from_file(path)
     except CatalogueError as err:

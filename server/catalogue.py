@@ -40,8 +40,14 @@ class DatasetEntry(BaseModel):
 
     @classmethod
     def from_file(cls, path: Path) -> DatasetEntry:
+        """Read an entry from a .toml or .json file."""
+        if path.suffix not in (".toml", ".json"):
+            raise CatalogueError(f"{path}: a catalogue file must end in .toml or .json")
         try:
-            return cls.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            if path.suffix == ".json":
+                return cls.model_validate_json(text)
+            return cls.model_validate(tomllib.loads(text))
         except FileNotFoundError:
             raise CatalogueError(f"catalogue file not found: {path}") from None
         except tomllib.TOMLDecodeError as err:

@@ -32,7 +32,7 @@ class Services:
     def __init__(self, listeners: list[Listener]) -> None:
         self._servers = [uvicorn.Server(uvicorn.Config(
             item.app, host=item.host, port=item.port, log_level="warning", access_log=False,
-            timeout_graceful_shutdown=5,
+            ws="none", timeout_graceful_shutdown=5,
         )) for item in listeners]
         self._thread = threading.Thread(target=self._run, name="sangsaeng-http", daemon=True)
         self._error: BaseException | None = None

@@ -63,7 +63,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
 def test_bad_partner_data_fails_the_run_naming_each_problem(deployment) -> None:  # type: ignore[no-untyped-def]
     dep, store = deployment
     n = len(dep.partners)
-    flower_run_id, status = run_task(dep, task_with(rounds=2, local_epochs=1, min_nodes=n,
+    flower_run_id, status = run_task(dep, store, task_with(rounds=2, local_epochs=1, min_nodes=n,
                                                     round_timeout=120))
     assert (status.status, status.sub_status) == ("finished", "failed")
     run = store.get_run(store.run_by_flower_id(flower_run_id).id)
@@ -84,7 +84,7 @@ def test_bad_partner_data_fails_the_run_naming_each_problem(deployment) -> None:
 def test_too_few_partners_fails_after_the_timeout(deployment) -> None:  # type: ignore[no-untyped-def]
     dep, store = deployment
     n = len(dep.partners)
-    flower_run_id, status = run_task(dep, task_with(min_nodes=n + 1, round_timeout=3),
+    flower_run_id, status = run_task(dep, store, task_with(min_nodes=n + 1, round_timeout=3),
                                      timeout=60)
     assert (status.status, status.sub_status) == ("finished", "failed")
     run = store.run_by_flower_id(flower_run_id)
@@ -102,8 +102,18 @@ def test_too_few_partners_fails_after_the_timeout(deployment) -> None:  # type: 
 def test_bad_task_reaching_flower_is_refused_and_not_stored(deployment, raw: str) -> None:  # type: ignore[no-untyped-def]
     dep, store = deployment
     before = len(store.list_runs())
-    flower_run_id, status = run_task(dep, raw, timeout=60)
+    flower_run_id, status = run_task(dep, store, raw, timeout=60)
     assert (status.status, status.sub_status) == ("finished", "failed")
     assert "invalid task spec" in status.details
     assert store.run_by_flower_id(flower_run_id) is None
     assert len(store.list_runs()) == before
+
+
+def test_a_valid_task_started_behind_the_coordinators_back_is_refused(deployment) -> None:  # type: ignore[no-untyped-def]
+    """Straight into Flower, with no record in the store: the ServerApp does not run it."""
+    dep, store = deployment
+    before = len(store.list_runs())
+    flower_run_id, status = run_task(dep, store, task_with().to_json(), timeout=60)
+    assert (status.status, status.sub_status) == ("finished", "failed")
+    assert "no record of this run in the coordinator's store" in status.details
+    assert store.run_by_flower_id(flower_run_id) is None and len(store.list_runs()) == before

@@ -31,7 +31,7 @@ def reply(value: float, report: dict[str, object] | None) -> Message:
 def strategy(tmp_path: Path, task: TaskSpec, min_nodes: int) -> tuple[RecordingFedAvg, Store]:
     task = TaskSpec.from_dict({**task.model_dump(), "min_nodes": min_nodes})
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
-    run_id = store.start_run(1, task.dataset, task.to_json(), task.sha256())
+    run_id = store.create_run(task, owner=None)
     return RecordingFedAvg(task, store, run_id), store
 
 
