@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -73,11 +74,15 @@ async def _reconcile_forever(store: Store, control: FlowerControl) -> None:
 
 def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
     """422 naming each bad field and why, without echoing the submitted values."""
-    return _unprocessable([(tuple(e["loc"]), e["msg"]) for e in err.errors()])
+    return _unprocessable([(tuple(e["loc"]), e["msg"]) for e in err.errors()],
+                          [e["type"] for e in err.errors()])
 
 
-def _unprocessable(problems: list[tuple[tuple[Any, ...], str]]) -> JSONResponse:
-    detail = [{"loc": list(loc), "msg": msg} for loc, msg in problems]
+def _unprocessable(problems: list[tuple[tuple[Any, ...], str]],
+                   kinds: list[str] | None = None) -> JSONResponse:
+    kinds = kinds or ["catalogue"] * len(problems)
+    detail = [{"loc": list(loc), "msg": msg, "type": kind}
+              for (loc, msg), kind in zip(problems, kinds, strict=True)]
     message = "; ".join(f"{'.'.join(str(p) for p in loc[1:]) or loc[0]}: {msg}"
                         for loc, msg in problems)
     return JSONResponse({"detail": detail, "message": message},
@@ -138,6 +143,24 @@ def visible_run(run_id: int, store: StoreDep, account: AccountDep) -> Run:
 RunDep = Annotated[Run, Depends(visible_run)]
 EVERYONE = (Role.ADMIN, Role.STARTUP, Role.AUDITOR)
 
+
+class Problem(BaseModel):
+    detail: str
+
+
+class Unprocessable(BaseModel):
+    detail: list[dict[str, Any]]
+    message: str
+
+
+def _documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers an endpoint gives."""
+    why = {401: "no token, or an unknown or revoked one", 403: "the role may not do this",
+           404: "no such run visible to this token", 409: "the run's state does not allow it",
+           503: "the SuperLink did not answer"}
+    return {code: {"model": Problem, "description": why[code]} for code in codes}
+
+
 router = APIRouter()
 
 
@@ -173,7 +196,7 @@ def _check(probe: Any) -> str:
         return f"unavailable ({type(err).__name__})"
 
 
-@router.get("/me", tags=["service"])
+@router.get("/me", tags=["service"], responses=_documented(401))
 def me(account: AccountDep) -> Me:
     """Who this token is."""
     return Me(name=account.name, role=account.role.value, tenant=account.tenant)
@@ -181,13 +204,15 @@ def me(account: AccountDep) -> Me:
 
 # --- catalogue --------------------------------------------------------------------------
 
-@router.get("/datasets", tags=["catalogue"], dependencies=[allow(*EVERYONE)])
+@router.get("/datasets", tags=["catalogue"], dependencies=[allow(*EVERYONE)],
+            responses=_documented(401))
 def list_datasets(store: StoreDep) -> list[DatasetEntry]:
     """Every dataset partners offer: schema and rounded size, never rows."""
     return [DatasetEntry.model_validate_json(d.entry_json) for d in store.list_datasets()]
 
 
-@router.get("/datasets/{name}", tags=["catalogue"], dependencies=[allow(*EVERYONE)])
+@router.get("/datasets/{name}", tags=["catalogue"], dependencies=[allow(*EVERYONE)],
+            responses=_documented(401, 404))
 def get_dataset(name: str, store: StoreDep) -> DatasetEntry:
     row = store.get_dataset(name)
     if row is None:
@@ -198,8 +223,9 @@ def get_dataset(name: str, store: StoreDep) -> DatasetEntry:
 # --- runs -------------------------------------------------------------------------------
 
 @router.post("/runs", tags=["runs"], status_code=status.HTTP_201_CREATED,
-             responses={422: {"description": "the task names the bad field and why"},
-                        503: {"description": "the SuperLink did not start the run"}})
+             responses={**_documented(401, 403, 503),
+                        422: {"model": Unprocessable,
+                              "description": "each bad field of the task, and why"}})
 def create_run(task: TaskSpec, store: StoreDep, control: ControlDep,
                account: Annotated[Account, allow(Role.STARTUP)]) -> Any:
     """Start a run of `task` on its dataset's partners. Each partner checks the task against
@@ -214,21 +240,21 @@ def create_run(task: TaskSpec, store: StoreDep, control: ControlDep,
     return RunOut.of(runs.start_run(store, control, task, account.tenant))
 
 
-@router.get("/runs", tags=["runs"])
+@router.get("/runs", tags=["runs"], responses=_documented(401))
 def list_runs(store: StoreDep, account: AccountDep) -> list[RunSummary]:
     """Runs this account may see (a startup: its own), oldest first."""
     owner = account.tenant if account.role == Role.STARTUP else None
     return [RunSummary.of(r) for r in store.list_runs(owner=owner)]
 
 
-@router.get("/runs/{run_id}", tags=["runs"])
+@router.get("/runs/{run_id}", tags=["runs"], responses=_documented(401, 404))
 def get_run(run: RunDep) -> RunOut:
     """A run with its status, per-round metrics and partners' privacy reports."""
     return RunOut.of(run)
 
 
 @router.post("/runs/{run_id}/stop", tags=["runs"], status_code=status.HTTP_202_ACCEPTED,
-             responses={409: {"description": "the run has already ended"}},
+             responses=_documented(401, 403, 404, 409, 503),
              dependencies=[allow(Role.STARTUP, Role.ADMIN)])
 def stop_run(run: RunDep, store: StoreDep, control: ControlDep) -> RunOut:
     """Ask Flower to stop the run; its status turns 'stopped' once it has."""
@@ -239,7 +265,8 @@ def stop_run(run: RunDep, store: StoreDep, control: ControlDep) -> RunOut:
     return RunOut.of(store.get_run(run.id))
 
 
-@router.get("/runs/{run_id}/events", tags=["runs"], response_class=EventSourceResponse)
+@router.get("/runs/{run_id}/events", tags=["runs"], response_class=EventSourceResponse,
+            responses=_documented(401, 404))
 async def run_events(run: RunDep, store: StoreDep) -> AsyncIterator[ServerSentEvent]:
     """Live progress as server-sent events: `status`, `round` (metrics and ε once a round
     is evaluated), `partner_error`, and a last `end`. Each connection replays the run so
@@ -286,7 +313,7 @@ class _Follower:
             response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "the model's weights (safetensors)"},
-                       409: {"description": "the run has no model (yet)"}})
+                       **_documented(401, 403, 404, 409)})
 def download_model(run: RunDep, store: StoreDep) -> Response:
     """The run's model weights as safetensors: the final model of a completed run, or the
     last aggregated one of a failed or stopped run."""
@@ -300,7 +327,7 @@ def download_model(run: RunDep, store: StoreDep) -> Response:
     })
 
 
-@router.get("/runs/{run_id}/card", tags=["models"])
+@router.get("/runs/{run_id}/card", tags=["models"], responses=_documented(401, 404))
 def model_card(run: RunDep) -> ModelCard:
     """The model card: task, metrics per round, ε per partner; never data."""
     return ModelCard.of(run)

@@ -10,9 +10,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 from flwr.common.serde import fab_to_proto, user_config_to_proto
 from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
 from flwr.supercore.control.control_http_client import ControlHttpClient
+from flwr.supercore.error.base import ApiErrorCode
 from flwr.supercore.fab import Fab
 
 from sangsaeng.shared.task import RUN_CONFIG_KEY
@@ -55,7 +57,12 @@ class FlowerControl:
 
     def status(self, run_id: int) -> FlowerRunStatus | None:
         """The run's status, or None if the SuperLink does not know the run."""
-        runs = self._client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict
+        try:
+            runs = self._client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict
+        except httpx.HTTPStatusError as err:
+            if _api_error_code(err.response) == ApiErrorCode.RUN_ID_NOT_FOUND:
+                return None
+            raise
         if run_id not in runs:
             return None
         status = runs[run_id].status
@@ -66,6 +73,14 @@ class FlowerControl:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _api_error_code(response: httpx.Response) -> int | None:
+    try:
+        code = response.json().get("code")
+    except (ValueError, AttributeError):
+        return None
+    return code if isinstance(code, int) else None
 
 
 def wait_for_run(control: FlowerControl, run_id: int, timeout: float,
