@@ -153,11 +153,15 @@ class Unprocessable(BaseModel):
     message: str
 
 
-def _documented(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers an endpoint gives."""
+def _documented(*codes: int, streaming: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers an endpoint gives (always JSON, also where
+    the success is a stream, for which the schema is named rather than given as a model)."""
     why = {401: "no token, or an unknown or revoked one", 403: "the role may not do this",
            404: "no such run visible to this token", 409: "the run's state does not allow it",
            503: "the SuperLink did not answer"}
+    if streaming:
+        json_problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        return {code: {"description": why[code], "content": json_problem} for code in codes}
     return {code: {"model": Problem, "description": why[code]} for code in codes}
 
 
@@ -266,7 +270,7 @@ def stop_run(run: RunDep, store: StoreDep, control: ControlDep) -> RunOut:
 
 
 @router.get("/runs/{run_id}/events", tags=["runs"], response_class=EventSourceResponse,
-            responses=_documented(401, 404))
+            responses=_documented(401, 404, streaming=True))
 async def run_events(run: RunDep, store: StoreDep) -> AsyncIterator[ServerSentEvent]:
     """Live progress as server-sent events: `status`, `round` (metrics and ε once a round
     is evaluated), `partner_error`, and a last `end`. Each connection replays the run so

@@ -56,7 +56,7 @@ def reconcile(store: Store, control: FlowerControl, run: Run) -> Run:
     if run.status not in OPEN:
         return run
     if run.flower_run_id is None:
-        if run.status == STARTING and _now() - _aware(run.started_at) > STARTING_GRACE:
+        if run.status == STARTING and _now() - run.started_at > STARTING_GRACE:
             store.end_run(run.id, FAILED, "the coordinator stopped before Flower started the run")
         return store.get_run(run.id)
     status = control.status(int(run.flower_run_id))
@@ -81,7 +81,3 @@ def _end_of(status: FlowerRunStatus) -> tuple[str, str]:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)  # SQLite drops the zone

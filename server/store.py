@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     delete,
@@ -30,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from sangsaeng.shared.accounting import PrivacyReport
@@ -50,8 +51,25 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp that always reads back as aware UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect
+                           ) -> dt.datetime | None:
+        return None if value is None else value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect
+                             ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {dt.datetime: UtcDateTime}
 
 
 class Run(Base):
@@ -65,8 +83,8 @@ class Run(Base):
     task_sha256: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=STARTING)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
     # safetensors; deferred: lists of runs never load the weights
     model: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
     model_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -89,7 +107,7 @@ class RoundResult(Base):
     evaluated_nodes: Mapped[int] = mapped_column(Integer, default=0)
     metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     partner_errors: Mapped[list[str]] = mapped_column(JSON, default=list)  # refusals and errors
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=_now)
 
 
 class PrivacyRecord(Base):
@@ -113,7 +131,7 @@ class PrivacyRecord(Base):
     epsilon_cap: Mapped[float] = mapped_column(Float)
     ledger_seq: Mapped[int] = mapped_column(Integer)  # the partner ledger's head, to check
     ledger_hash: Mapped[str] = mapped_column(String(64))  # it against later (verify --expect)
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=_now)
 
 
 class ApiToken(Base):
@@ -127,8 +145,8 @@ class ApiToken(Base):
     role: Mapped[str] = mapped_column(String(16))  # admin | startup | auditor
     tenant: Mapped[str | None] = mapped_column(String(100))  # startups only
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Dataset(Base):
@@ -138,7 +156,7 @@ class Dataset(Base):
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     entry_json: Mapped[str] = mapped_column(Text)  # catalogue.DatasetEntry
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
 
 
 class Meta(Base):

@@ -241,5 +241,5 @@ def _until_ended(api: SangsaengApi, run_id: int, timeout: float = 300) -> RunOut
 
 
 def _epoch(t: dt.datetime | None) -> float:
-    assert t is not None
-    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()  # SQLite drops the zone
+    assert t is not None and t.tzinfo is not None
+    return t.timestamp()
