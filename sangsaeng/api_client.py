@@ -80,6 +80,14 @@ class SangsaengApi:
 
     def events(self, run_id: int) -> Iterator[Event]:
         """The run's server-sent events, from its start until it ends."""
+        try:
+            yield from self._events(run_id)
+        except httpx.HTTPError as err:
+            raise ApiError(0, f"lost the event stream of run {run_id} "
+                              f"({type(err).__name__}); `sangsaeng run watch {run_id}` "
+                              "picks it up again") from None
+
+    def _events(self, run_id: int) -> Iterator[Event]:
         timeout = httpx.Timeout(self._http.timeout.connect, read=EVENT_READ_TIMEOUT)
         with self._http.stream("GET", f"/runs/{run_id}/events", timeout=timeout) as response:
             if response.is_error:

@@ -38,6 +38,7 @@ def server(
 ) -> None:
     """Run the coordinator until Ctrl-C: the SuperLink on loopback (its Control API stays
     private), the Fleet proxy for partners, and the API. The store is SANGSAENG_STORE_URL."""
+    import signal
     import time
 
     from sangsaeng.server.coordinator import Coordinator
@@ -46,6 +47,10 @@ def server(
     workdir = workdir or Path.home() / ".sangsaeng" / "coordinator"
     coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host, fleet_port,
                               persistent_superlink=True)
+    def on_term(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops it as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
     with coordinator:
         console.print(f"API: {coordinator.api_url}/docs  ·  partners' SuperNodes: "
                       f"--superlink {coordinator.fleet_address}  ·  store: "
@@ -55,6 +60,9 @@ def server(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             console.print("stopping...")
+    if not coordinator.services.alive() and coordinator.services.error is not None:
+        console.print(f"[red]the HTTP services stopped: {coordinator.services.error!r}[/]")
+        raise typer.Exit(1)
 
 
 @app.command()

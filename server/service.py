@@ -35,7 +35,7 @@ class Services:
             ws="none", timeout_graceful_shutdown=5,
         )) for item in listeners]
         self._thread = threading.Thread(target=self._run, name="sangsaeng-http", daemon=True)
-        self._error: BaseException | None = None
+        self.error: BaseException | None = None
 
     def _run(self) -> None:
         async def serve_all() -> None:
@@ -43,7 +43,7 @@ class Services:
         try:
             asyncio.run(serve_all())
         except BaseException as err:  # a port in use, say: reported by __enter__
-            self._error = err
+            self.error = err
 
     def __enter__(self) -> Services:
         self._thread.start()
@@ -51,7 +51,7 @@ class Services:
         while not all(s.started for s in self._servers):
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the HTTP services did not start: {self._error!r}")
+                raise RuntimeError(f"the HTTP services did not start: {self.error!r}")
             time.sleep(0.05)
         return self
 
