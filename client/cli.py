@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .budget import LedgerBroken, dataset_budget
@@ -31,7 +32,7 @@ def _load(policy_path: Path, dataset: str | None) -> tuple[PartnerPolicy, list[s
         for name in names:
             policy.dataset(name)
     except (PolicyError, TaskRefused) as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
     return policy, names
 
@@ -106,7 +107,7 @@ def export(policy_path: PolicyOption, dataset: Annotated[str, typer.Option()],
         with Ledger(policy.ledger_path(dataset), create=False) as ledger:
             lines = "".join(entry.model_dump_json() + "\n" for entry in ledger.entries())
     except LedgerMissing as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(1) from None
     if output is None:
         sys.stdout.write(lines)

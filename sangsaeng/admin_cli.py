@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sangsaeng.server.accounts import Role, create_token
@@ -43,7 +44,7 @@ def token_create(
     try:
         token = create_token(_store(store_url), name, role, tenant)
     except ValueError as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
     print(token)
 
@@ -75,7 +76,7 @@ def dataset_add(path: Path, store_url: StoreOption = None) -> None:
     try:
         entry = DatasetEntry.from_file(path)
     except CatalogueError as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
     _store(store_url).put_dataset(entry.name, entry.model_dump_json())
     console.print(f"dataset '{entry.name}': {len(entry.features)} features, "

@@ -79,13 +79,18 @@ class SangsaengApi:
         return response.content
 
     def events(self, run_id: int) -> Iterator[Event]:
-        """The run's server-sent events, from its start until it ends."""
+        """The run's server-sent events, from its start until it ends (the `end` event);
+        a stream that breaks off before raises ApiError."""
+        lost = f"lost the event stream of run {run_id}"
+        again = f"`sangsaeng run watch {run_id}` picks it up again"
         try:
-            yield from self._events(run_id)
+            for event in self._events(run_id):
+                yield event
+                if event.kind == "end":
+                    return
         except httpx.HTTPError as err:
-            raise ApiError(0, f"lost the event stream of run {run_id} "
-                              f"({type(err).__name__}); `sangsaeng run watch {run_id}` "
-                              "picks it up again") from None
+            raise ApiError(0, f"{lost} ({type(err).__name__}); {again}") from None
+        raise ApiError(0, f"{lost} before the run ended; {again}")
 
     def _events(self, run_id: int) -> Iterator[Event]:
         timeout = httpx.Timeout(self._http.timeout.connect, read=EVENT_READ_TIMEOUT)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sangsaeng.client.cli import app as client_app
 from sangsaeng.shared.task import TaskSpecError, load_task
@@ -33,27 +34,38 @@ def server(
                                                  "API (the only Flower port exposed).")]
     = "127.0.0.1",
     fleet_port: Annotated[int, typer.Option()] = 9092,
+    fleet_allow: Annotated[list[str] | None, typer.Option(
+        help="A partner network (CIDR) allowed to reach the Fleet proxy; repeat for more "
+             "[default: loopback only].")] = None,
     workdir: Annotated[Path | None, typer.Option(
         help="Logs and the SuperLink's own state [default: ~/.sangsaeng/coordinator].")] = None,
 ) -> None:
     """Run the coordinator until Ctrl-C: the SuperLink on loopback (its Control API stays
     private), the Fleet proxy for partners, and the API. The store is SANGSAENG_STORE_URL."""
+    import ipaddress
     import signal
     import time
 
     from sangsaeng.server.coordinator import Coordinator
+    from sangsaeng.server.fleet_proxy import LOOPBACK_ONLY
     from sangsaeng.server.settings import store_url
 
     workdir = workdir or Path.home() / ".sangsaeng" / "coordinator"
+    try:
+        allow = tuple(str(ipaddress.ip_network(c, strict=False)) for c in fleet_allow or [])
+    except ValueError as err:
+        console.print(f"[red]--fleet-allow: {escape(str(err))}[/]")
+        raise typer.Exit(2) from None
     coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host, fleet_port,
-                              persistent_superlink=True)
+                              persistent_superlink=True, fleet_allow=allow or LOOPBACK_ONLY)
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops it as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
     with coordinator:
         console.print(f"API: {coordinator.api_url}/docs  ·  partners' SuperNodes: "
-                      f"--superlink {coordinator.fleet_address}  ·  store: "
+                      f"--superlink {coordinator.fleet_address} (from "
+                      f"{', '.join(coordinator.fleet_allow)})  ·  store: "
                       f"{coordinator.store.url}\nCtrl-C stops it.")
         try:
             while coordinator.services.alive():
@@ -81,7 +93,7 @@ def demo(
     try:
         result = run_demo(workdir, task, store_url, console)
     except (TaskSpecError, StoreSchemaError) as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted: run stopped, every process shut down.[/]")
@@ -96,7 +108,7 @@ def task_check(path: Path) -> None:
     try:
         spec = load_task(path)
     except TaskSpecError as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
     console.print(f"ok: dataset '{spec.dataset}', {len(spec.features)} features, "
                   f"{spec.model.kind}, sha256 {spec.sha256()}")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sangsaeng.server.api_models import RunOut
 from sangsaeng.shared.task import TaskSpecError, load_task
@@ -34,7 +35,7 @@ def _api(url: str, token: str) -> Iterator[SangsaengApi]:
         with SangsaengApi(url, token) as api:
             yield api
     except ApiError as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(1) from None
 
 
@@ -51,7 +52,7 @@ def start(task_path: Annotated[Path, typer.Argument(metavar="TASK")], token: Tok
     try:
         task = load_task(task_path)
     except TaskSpecError as err:
-        console.print(f"[red]{err}[/]")
+        console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
     with _api(api_url, token) as api:
         run = api.start_run(task)

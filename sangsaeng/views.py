@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -32,7 +33,8 @@ def watch_run(api: SangsaengApi, run_id: int, console: Console) -> RunOut:
                     f"ε run/lifetime: {spent or '-'}")
                 progress.advance(bar)
             elif event.kind == "partner_error":
-                progress.console.print(f"[yellow]round {data['round']}: {data['message']}[/]")
+                progress.console.print(f"[yellow]round {data['round']}: "
+                                       f"{escape(data['message'])}[/]")
             elif event.kind in ("status", "end"):
                 progress.update(bar, description=f"run {run_id}: {data['status']}")
     return api.run(run_id)
@@ -50,7 +52,7 @@ def print_run(run: RunOut, console: Console) -> None:
                       *[fmt(eps.get(p), 2) for p in partners])
     console.print(table)
     if run.reason:
-        console.print(f"[red]Run {run.status}:[/] {run.reason}")
+        console.print(f"[red]Run {run.status}:[/] {escape(run.reason)}")
 
 
 def print_runs(runs: list[RunSummary], console: Console) -> None:

@@ -134,8 +134,9 @@ def allow(*roles: Role) -> Any:
 def visible_run(run_id: int, store: StoreDep, account: AccountDep) -> Run:
     """The run, if this account may see it: startups see only their own; another tenant's
     run is reported as missing, so its existence does not leak."""
-    run = store.find_run(run_id) if 0 < run_id < 2**63 else None
-    if run is None or (account.role == Role.STARTUP and run.owner != account.tenant):
+    owner = account.tenant if account.role == Role.STARTUP else None
+    run = store.find_run(run_id, owner=owner) if 0 < run_id < 2**63 else None
+    if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
     return run
 
@@ -277,7 +278,9 @@ async def run_events(run: RunDep, store: StoreDep) -> AsyncIterator[ServerSentEv
     far, then follows it until it ends."""
     follower = _Follower()
     while True:
-        current = await run_in_threadpool(store.get_run, run.id)
+        current = await run_in_threadpool(store.find_run, run.id)
+        if current is None:
+            return
         for event in follower.new_events(current):
             yield event
         if current.status not in OPEN:
@@ -321,13 +324,13 @@ class _Follower:
 def download_model(run: RunDep, store: StoreDep) -> Response:
     """The run's model weights as safetensors: the final model of a completed run, or the
     last aggregated one of a failed or stopped run."""
-    weights = store.get_model(run.id)
-    if weights is None:
+    weights, digest = store.get_model(run.id)
+    if weights is None or digest is None:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"run {run.id} has no model ({run.status})")
     return Response(weights, media_type="application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="sangsaeng-run-{run.id}.safetensors"',
-        "X-Model-SHA256": run.model_sha256 or "",
+        "X-Model-SHA256": digest,
     })
 
 

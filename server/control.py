@@ -6,6 +6,7 @@ reach it, never partners or startups.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ class FlowerRunStatus:
     status: str  # "pending", "starting", "running", "finished"
     sub_status: str  # "completed", "failed", "stopped" or "" while not finished
     details: str
+    finished_at: dt.datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -65,14 +67,24 @@ class FlowerControl:
             raise
         if run_id not in runs:
             return None
-        status = runs[run_id].status
-        return FlowerRunStatus(status.status, status.sub_status, status.details)
+        run = runs[run_id]
+        return FlowerRunStatus(run.status.status, run.status.sub_status, run.status.details,
+                               _timestamp(run.finished_at))
 
     def stop_run(self, run_id: int) -> None:
         self._client.StopRun(StopRunRequest(run_id=run_id))
 
     def close(self) -> None:
         self._client.close()
+
+
+def _timestamp(text: str) -> dt.datetime | None:
+    """Flower's ISO timestamps (UTC); None if unset or not one."""
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _api_error_code(response: httpx.Response) -> int | None:

@@ -12,7 +12,7 @@ from types import TracebackType
 from .api import create_app
 from .control import FlowerControl
 from .deployment import LOOPBACK, LocalDeployment, PartnerNode, free_port
-from .fleet_proxy import create_fleet_proxy
+from .fleet_proxy import LOOPBACK_ONLY, create_fleet_proxy
 from .service import Listener, Services
 from .store import Store
 
@@ -26,6 +26,7 @@ class Coordinator:
     fleet_host: str = LOOPBACK
     fleet_port: int = field(default_factory=free_port)
     persistent_superlink: bool = False  # keep Flower's run state in workdir across restarts
+    fleet_allow: tuple[str, ...] = LOOPBACK_ONLY  # partners' networks (CIDRs)
 
     def __post_init__(self) -> None:
         self._stack = contextlib.ExitStack()
@@ -48,8 +49,8 @@ class Coordinator:
             stack.callback(control.close)
             self.services = stack.enter_context(Services([
                 Listener(create_app(self.store, control), self.api_host, self.api_port),
-                Listener(create_fleet_proxy(self.flower.address), self.fleet_host,
-                         self.fleet_port),
+                Listener(create_fleet_proxy(self.flower.address, self.fleet_allow),
+                         self.fleet_host, self.fleet_port),
             ]))
             self._stack = stack.pop_all()
         return self

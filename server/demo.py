@@ -76,6 +76,8 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         # The operator's part: publish the dataset's schema, give the startup a token.
         entry = _catalogue_entry(task, data_paths)
         coordinator.store.put_dataset(entry.name, entry.model_dump_json())
+        # kept for `sangsaeng admin dataset add` against a `sangsaeng server` of your own
+        (workdir / f"{entry.name}.catalogue.json").write_text(entry.model_dump_json(indent=2))
         token = create_token(coordinator.store, "demo", Role.STARTUP, DEMO_TENANT)
         for partner in partners:
             coordinator.add_partner(partner)

@@ -40,7 +40,8 @@ def main(grid: Grid, context: Context) -> None:
 
 
 def _stored_run(store: Store, context: Context, task: TaskSpec) -> int:
-    """The store's record of this run, created by runs.start_run before Flower started it."""
+    """The store's record of this run, created by runs.start_run before Flower started it,
+    claimed for this Flower run; only a record that is still open is run."""
     run_id = context.run_config.get(STORE_RUN_CONFIG_KEY)
     run = store.find_run(run_id) if isinstance(run_id, int) and run_id > 0 else None
     if run is None:
@@ -48,6 +49,8 @@ def _stored_run(store: Store, context: Context, task: TaskSpec) -> int:
                            "through Sangsaeng's API (runs.start_run), not with Flower directly")
     if run.task_sha256 != task.sha256():
         raise RuntimeError(f"run {run_id}'s task differs from the one recorded for it")
+    if not store.mark_started(run.id, context.run_id):
+        raise RuntimeError(f"run {run_id} has ended or belongs to another Flower run")
     return run.id
 
 

@@ -25,7 +25,6 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     create_engine,
-    delete,
     event,
     inspect,
     select,
@@ -40,7 +39,7 @@ from sangsaeng.shared.task import TaskSpec
 STARTING, RUNNING = "starting", "running"  # open: before/after Flower accepted the run
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"  # ended, for good
 OPEN = (STARTING, RUNNING)
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 
 class StoreSchemaError(RuntimeError):
@@ -74,6 +73,7 @@ class Base(DeclarativeBase):
 
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never given out twice
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     flower_run_id: Mapped[str | None] = mapped_column(String(32), unique=True, default=None)
@@ -217,20 +217,20 @@ class Store:
             s.flush()
             return run.id
 
-    def mark_started(self, run_id: int, flower_run_id: int) -> None:
-        """Flower accepted the run. Its ServerApp may already have ended it: then only the
-        Flower id is added."""
+    def mark_started(self, run_id: int, flower_run_id: int) -> bool:
+        """Bind an open run to its Flower run (called by runs.start_run once Flower accepted
+        it, and by the ServerApp when it starts, in either order). False if the run has
+        ended meanwhile (stopped while starting) or is bound to another Flower run."""
         with self.session() as s:
-            s.execute(update(Run).where(Run.id == run_id)
-                      .values(flower_run_id=str(flower_run_id)))
-            s.execute(update(Run).where(Run.id == run_id, Run.status == STARTING)
+            bound = s.execute(
+                update(Run).where(Run.id == run_id, Run.status.in_(OPEN),
+                                  (Run.flower_run_id.is_(None))
+                                  | (Run.flower_run_id == str(flower_run_id)))
+                .values(flower_run_id=str(flower_run_id)))
+            s.execute(update(Run).where(Run.id == run_id, Run.status == STARTING,
+                                        Run.flower_run_id == str(flower_run_id))
                       .values(status=RUNNING))
-
-    def delete_unstarted(self, run_id: int) -> None:
-        """Remove a run Flower never accepted: nothing happened, so nothing is kept."""
-        with self.session() as s:
-            s.execute(delete(Run).where(Run.id == run_id, Run.status == STARTING,
-                                        Run.flower_run_id.is_(None)))
+            return bool(bound.rowcount)  # type: ignore[attr-defined]
 
     def record_round(self, run_id: int, round_: int, **fields: object) -> None:
         """Create or update the round's row; `metrics` are merged into what is there and
@@ -311,14 +311,20 @@ class Store:
             _ = run.rounds, run.privacy_reports, run.model
             return run
 
-    def get_model(self, run_id: int) -> bytes | None:
+    def get_model(self, run_id: int) -> tuple[bytes | None, str | None]:
+        """The run's model and its sha256, read together."""
         with self.session() as s:
-            return s.scalar(select(Run.model).where(Run.id == run_id))
+            row = s.execute(select(Run.model, Run.model_sha256).where(Run.id == run_id)).one()
+            return row[0], row[1]
 
-    def find_run(self, run_id: int) -> Run | None:
-        """Like get_run but without the model, or None if there is no such run."""
+    def find_run(self, run_id: int, owner: str | None = None) -> Run | None:
+        """Like get_run but without the model; None if there is no such run (or none of
+        `owner`'s, if given: the same one query either way)."""
+        query = select(Run).where(Run.id == run_id)
+        if owner is not None:
+            query = query.where(Run.owner == owner)
         with self.session() as s:
-            run = s.get(Run, run_id)
+            run = s.scalar(query)
             if run is not None:
                 _ = run.rounds, run.privacy_reports
             return run

@@ -22,6 +22,9 @@ from sangsaeng.api_client import SangsaengApi
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.catalogue import DatasetEntry
 from sangsaeng.server.coordinator import Coordinator
+from sangsaeng.server.deployment import free_port
+from sangsaeng.server.fleet_proxy import create_fleet_proxy
+from sangsaeng.server.service import Listener, Services
 from sangsaeng.server.store import COMPLETED, FAILED, OPEN, STOPPED, Store
 from sangsaeng.shared.accounting import PrivacyReport
 from sangsaeng.shared.models import build_model, to_safetensors
@@ -211,7 +214,7 @@ def test_events_replay_a_finished_run(api: Api) -> None:
 def test_model_and_card(api: Api) -> None:
     with SangsaengApi(api.coordinator.api_url, api.tokens["acme"]) as client:
         weights, card = client.model(api.acme_run), client.card(api.acme_run)
-    assert weights == api.store.get_model(api.acme_run)
+    assert (weights, card.model_sha256) == api.store.get_model(api.acme_run)
     assert card.task_sha256 == TASK.sha256() and card.model_sha256 is not None
     assert [r.metrics["auc"] for r in card.metrics] == [0.61, 0.62]
     [spend] = card.privacy
@@ -242,9 +245,18 @@ def test_the_fleet_proxy_forwards_only_the_fleet_api(api: Api) -> None:
                          ("POST", "/v1/fleet/../control/list-runs"), ("GET", "/docs")]:
         response = httpx.request(method, proxy + path, content=body, headers=headers)
         assert response.status_code in (404, 405), (method, path)
+    assert httpx.post(proxy + "/v1/fleet/GET-RUN", content=body).status_code == 404
     fleet = httpx.post(proxy + "/v1/fleet/get-run", content=b"", headers=headers)
     direct = httpx.post(superlink + "/v1/fleet/get-run", content=b"", headers=headers)
     assert (fleet.status_code, fleet.content) == (direct.status_code, direct.content)
+
+
+def test_the_fleet_proxy_answers_only_partners_networks(api: Api) -> None:
+    port = free_port()
+    proxy = create_fleet_proxy(api.coordinator.flower.address, allow=["10.20.0.0/16"])
+    with Services([Listener(proxy, "127.0.0.1", port)]):
+        refused = httpx.post(f"http://127.0.0.1:{port}/v1/fleet/get-run", content=b"")
+    assert refused.status_code == 403 and refused.text == "forbidden"
 
 
 def test_readiness_reports_each_part(api: Api) -> None:

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sangsaeng.server.control import FlowerControl, wait_for_run
 from sangsaeng.server.demo_data import write_partitions
 from sangsaeng.server.deployment import LocalDeployment, PartnerNode
-from sangsaeng.server.store import FAILED, Store
+from sangsaeng.server.store import FAILED, STOPPED, Store
 
 from .conftest import caravan_policy, task_with
 from .flower_helpers import flower_processes, run_task
@@ -117,3 +118,23 @@ def test_a_valid_task_started_behind_the_coordinators_back_is_refused(deployment
     assert (status.status, status.sub_status) == ("finished", "failed")
     assert "no record of this run in the coordinator's store" in status.details
     assert store.run_by_flower_id(flower_run_id) is None and len(store.list_runs()) == before
+
+
+def test_a_run_stopped_before_flower_started_it_is_not_run(deployment) -> None:  # type: ignore[no-untyped-def]
+    """The race of a stop with a start: the store closed the run first, so its ServerApp
+    refuses it (no partner is asked to train, nothing is spent)."""
+    dep, store = deployment
+    task = task_with(rounds=1, local_epochs=1, min_nodes=1, round_timeout=30)
+    run_id = store.create_run(task, owner="acme")
+    store.end_run(run_id, STOPPED, "stopped before Flower started it")
+    control = FlowerControl(dep.address)
+    try:
+        flower_run_id = control.start_run(task.to_json(), run_id)
+        status = wait_for_run(control, flower_run_id, timeout=60)
+    finally:
+        control.close()
+    assert (status.status, status.sub_status) == ("finished", "failed")
+    assert f"run {run_id} has ended or belongs to another Flower run" in status.details
+    run = store.get_run(run_id)
+    assert (run.status, run.flower_run_id, run.rounds) == (STOPPED, None, [])
+

@@ -12,6 +12,7 @@ from sangsaeng.server.store import (
     FAILED,
     RUNNING,
     STARTING,
+    STOPPED,
     Store,
     StoreSchemaError,
 )
@@ -44,24 +45,26 @@ def test_round_rows_merge_and_runs_close(tmp_path: Path, small_task: TaskSpec) -
     assert store.list_runs(status=(RUNNING,)) == []
 
 
-def test_a_run_flower_never_accepted_leaves_no_record(tmp_path: Path,
-                                                      small_task: TaskSpec) -> None:
+def test_a_run_is_bound_to_one_flower_run_while_open(tmp_path: Path,
+                                                     small_task: TaskSpec) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     run_id = store.create_run(small_task, owner="acme")
-    store.delete_unstarted(run_id)
-    assert store.find_run(run_id) is None and store.list_runs() == []
+    assert store.mark_started(run_id, 42) and store.mark_started(run_id, 42)  # API, ServerApp
+    assert not store.mark_started(run_id, 43)  # never rebound to another Flower run
+    assert (store.get_run(run_id).status, store.get_run(run_id).flower_run_id) == (RUNNING,
+                                                                                   "42")
+    stopped = store.create_run(small_task, owner="acme")
+    store.end_run(stopped, STOPPED, "stopped before Flower started it")
+    assert not store.mark_started(stopped, 44)  # its ServerApp must not run it
+    assert store.get_run(stopped).status == STOPPED
 
 
-def test_the_serverapp_may_end_a_run_before_it_is_marked_started(
-        tmp_path: Path, small_task: TaskSpec) -> None:
+def test_run_ids_are_never_reused(tmp_path: Path, small_task: TaskSpec) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
-    run_id = store.create_run(small_task, owner="acme")
-    store.end_run(run_id, FAILED, "round 1: timed out")
-    store.mark_started(run_id, 42)
-    run = store.get_run(run_id)
-    assert (run.status, run.flower_run_id) == (FAILED, "42")
-    store.delete_unstarted(run_id)  # only a run Flower never accepted may go
-    assert store.find_run(run_id) is not None
+    first = store.create_run(small_task, owner="acme")
+    with store.session() as s:  # even if the newest row went (by hand, say)
+        s.execute(text("DELETE FROM runs"))
+    assert store.create_run(small_task, owner="acme") == first + 1
 
 
 def test_a_store_of_another_version_is_refused(tmp_path: Path) -> None:
