@@ -40,8 +40,10 @@ def server(
     workdir: Annotated[Path | None, typer.Option(
         help="Logs and the SuperLink's own state [default: ~/.sangsaeng/coordinator].")] = None,
 ) -> None:
-    """Run the coordinator until Ctrl-C: the SuperLink on loopback (its Control API stays
-    private), the Fleet proxy for partners, and the API. The store is SANGSAENG_STORE_URL."""
+    """Run the coordinator until Ctrl-C: SuperLink on loopback, Fleet proxy, API.
+
+    The SuperLink's Control API stays private; partners reach only the Fleet proxy, startups
+    and auditors the API. The store is SANGSAENG_STORE_URL."""
     import ipaddress
     import signal
     import time
@@ -86,7 +88,8 @@ def demo(
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in "
                                                   "the workdir).")] = None,
 ) -> None:
-    """Run a whole federated DP run on loopback: SuperLink, 3 partner SuperNodes, real data."""
+    """A whole federated DP run on loopback, driven through the API as a startup would:
+    coordinator (SuperLink, Fleet proxy, API), 3 partner SuperNodes, real data."""
     from sangsaeng.server.demo import run_demo
     from sangsaeng.server.store import COMPLETED, StoreSchemaError
 
