@@ -74,17 +74,14 @@ async def _reconcile_forever(store: Store, control: FlowerControl) -> None:
 
 def _validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
     """422 naming each bad field and why, without echoing the submitted values."""
-    return _unprocessable([(tuple(e["loc"]), e["msg"]) for e in err.errors()],
-                          [e["type"] for e in err.errors()])
+    return _unprocessable([(tuple(e["loc"]), e["msg"], e["type"]) for e in err.errors()])
 
 
-def _unprocessable(problems: list[tuple[tuple[Any, ...], str]],
-                   kinds: list[str] | None = None) -> JSONResponse:
-    kinds = kinds or ["catalogue"] * len(problems)
-    detail = [{"loc": list(loc), "msg": msg, "type": kind}
-              for (loc, msg), kind in zip(problems, kinds, strict=True)]
+def _unprocessable(problems: list[tuple[tuple[Any, ...], str, str]]) -> JSONResponse:
+    """422 from (field path, reason, kind of problem) triples."""
+    detail = [{"loc": list(loc), "msg": msg, "type": kind} for loc, msg, kind in problems]
     message = "; ".join(f"{'.'.join(str(p) for p in loc[1:]) or loc[0]}: {msg}"
-                        for loc, msg in problems)
+                        for loc, msg, _ in problems)
     return JSONResponse({"detail": detail, "message": message},
                         status.HTTP_422_UNPROCESSABLE_CONTENT)
 
@@ -238,10 +235,10 @@ def create_run(task: TaskSpec, store: StoreDep, control: ControlDep,
     entry = store.get_dataset(task.dataset)
     if entry is None:
         return _unprocessable([(("body", "dataset"),
-                                f"no dataset '{task.dataset}' in the catalogue")])
+                                f"no dataset '{task.dataset}' in the catalogue", "catalogue")])
     problems = task_problems(task, DatasetEntry.model_validate_json(entry.entry_json))
     if problems:
-        return _unprocessable([(("body", *loc), msg) for loc, msg in problems])
+        return _unprocessable([(("body", *loc), msg, "catalogue") for loc, msg in problems])
     return RunOut.of(runs.start_run(store, control, task, account.tenant))
 
 

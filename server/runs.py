@@ -59,21 +59,20 @@ def stop_run(store: Store, control: FlowerControl, run: Run) -> None:
                                    ) from err
 
 
-def reconcile(store: Store, control: FlowerControl, run: Run) -> Run:
+def reconcile(store: Store, control: FlowerControl, run: Run) -> None:
     """Close `run` in the store if Flower has ended it (stopped, killed, crashed, forgot
-    it) and the ServerApp did not record the end in time; return the run as stored."""
+    it) and the ServerApp did not record the end in time."""
     if run.status not in OPEN:
-        return run
+        return
     if run.flower_run_id is None:
         if run.status == STARTING and _now() - run.started_at > STARTING_GRACE:
             store.end_run(run.id, FAILED, "the coordinator stopped before Flower started the run")
-        return store.get_run(run.id)
+        return
     status = control.status(int(run.flower_run_id))
     if status is None:
         store.end_run(run.id, FAILED, "the SuperLink no longer knows this run")
     elif status.finished and _now() - (status.finished_at or _now()) > END_GRACE:
         store.end_run(run.id, *_end_of(status))
-    return store.get_run(run.id)
 
 
 def reconcile_open_runs(store: Store, control: FlowerControl) -> None:

@@ -77,14 +77,19 @@ def finished_run(store: Store, owner: str) -> int:
     return run_id
 
 
+def register_caravan(store: Store) -> None:
+    """The catalogue entry of the Caravan table, as the operator registers it."""
+    store.put_dataset("caravan", DatasetEntry(name="caravan", features=TASK.features,
+                                              target=TASK.target, partners=3,
+                                              rows=5822).model_dump_json())
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("api")
     with Coordinator(workdir, f"sqlite:///{workdir / 'store.db'}") as coordinator:
         store = coordinator.store
-        store.put_dataset("caravan", DatasetEntry(name="caravan", features=TASK.features,
-                                                  target=TASK.target, partners=3,
-                                                  rows=5822).model_dump_json())
+        register_caravan(store)
         tokens = {"admin": create_token(store, "ops", Role.ADMIN),
                   "auditor": create_token(store, "kfsa", Role.AUDITOR),
                   "acme": create_token(store, "acme-ml", Role.STARTUP, "acme"),

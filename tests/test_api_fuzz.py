@@ -10,13 +10,12 @@ from schemathesis.checks import positive_data_acceptance
 
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.api import create_app
-from sangsaeng.server.catalogue import DatasetEntry
 from sangsaeng.server.control import FlowerControl
 from sangsaeng.server.coordinator import Coordinator
 from sangsaeng.server.store import OPEN, Store
 
 from .flower_helpers import flower_processes
-from .test_api import TASK, api_stop, finished_run
+from .test_api import api_stop, finished_run, register_caravan
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +23,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     workdir = tmp_path_factory.mktemp("fuzz")
     with Coordinator(workdir, f"sqlite:///{workdir / 'store.db'}") as coordinator:
         store = coordinator.store
-        store.put_dataset("caravan", DatasetEntry(name="caravan", features=TASK.features,
-                                                  target=TASK.target, partners=3,
-                                                  rows=5822).model_dump_json())
+        register_caravan(store)
         token = create_token(store, "acme-ml", Role.STARTUP, "acme")
         admin = create_token(store, "ops", Role.ADMIN)
         for owner in ("acme", "globex"):
