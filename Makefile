@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
+CHROMIUM := /usr/bin/chromium
+
 .PHONY: install demo test lint clean
 
 install: $(VENV)/.installed
@@ -20,8 +22,15 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/sangsaeng demo
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/pytest
+
+# The audit report's test opens it in the system's headless Chromium (Debian's package;
+# Playwright drives it, and never downloads a browser of its own).
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "the tests need $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy sangsaeng shared client server

@@ -11,15 +11,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sangsaeng.shared.signing import SigningKeyError, create_key, load_key, public_key_of
+
 from .budget import LedgerBroken, dataset_budget
-from .ledger import Ledger, LedgerMissing
+from .ledger import Ledger, LedgerMissing, export_ledger
 from .policy import PartnerPolicy, PolicyError, TaskRefused
 
-app = typer.Typer(help="Partner side: privacy budget and ledger.", no_args_is_help=True)
+app = typer.Typer(help="Partner side: privacy budget, ledger and signing key.",
+                  no_args_is_help=True)
 ledger_app = typer.Typer(help="The append-only, hash-chained privacy ledger.",
                          no_args_is_help=True)
+key_app = typer.Typer(help="The partner's Ed25519 key: it signs ledger exports for auditors.",
+                      no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(key_app, name="key")
 console = Console()
+notes = Console(stderr=True)  # where stdout carries a result (a key, an export)
 
 PolicyOption = Annotated[Path, typer.Option("--policy", help="The partner's policy file.")]
 DatasetOption = Annotated[str | None, typer.Option(help="One dataset (default: all).")]
@@ -101,15 +108,43 @@ def export(policy_path: PolicyOption, dataset: Annotated[str, typer.Option()],
            output: Annotated[Path | None, typer.Option("-o", "--output",
                                                        help="File (default: stdout).")] = None
            ) -> None:
-    """Every ledger entry as JSON lines, in order, for auditors."""
+    """The dataset's whole ledger as JSON, signed with the partner's key, for auditors
+    (`sangsaeng audit verify --ledger FILE`)."""
     policy, _ = _load(policy_path, dataset)
     try:
-        with Ledger(policy.ledger_path(dataset), create=False) as ledger:
-            lines = "".join(entry.model_dump_json() + "\n" for entry in ledger.entries())
-    except LedgerMissing as err:
+        signed = export_ledger(policy, dataset)
+    except (LedgerMissing, SigningKeyError) as err:
         console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(1) from None
+    text = signed.model_dump_json(indent=1) + "\n"
     if output is None:
-        sys.stdout.write(lines)
+        sys.stdout.write(text)
     else:
-        output.write_text(lines)
+        output.write_text(text)
+        console.print(f"{dataset}: {len(signed.export.entries)} entries signed by "
+                      f"{policy.partner} → {output}")
+
+
+@key_app.command("create")
+def key_create(policy_path: PolicyOption) -> None:
+    """Make the partner's signing key (never overwrites one) and print its public key,
+    which the coordinator's operator registers (`sangsaeng admin partner add`)."""
+    policy, _ = _load(policy_path, None)
+    try:
+        public = create_key(policy.signing_key_path())
+    except SigningKeyError as err:
+        console.print(f"[red]{escape(str(err))}[/]")
+        raise typer.Exit(1) from None
+    notes.print(f"created {policy.signing_key_path()} (keep it private); its public key:")
+    sys.stdout.write(public + "\n")
+
+
+@key_app.command("show")
+def key_show(policy_path: PolicyOption) -> None:
+    """Print the partner's public key (base64 of 32 bytes)."""
+    policy, _ = _load(policy_path, None)
+    try:
+        sys.stdout.write(public_key_of(load_key(policy.signing_key_path())) + "\n")
+    except SigningKeyError as err:
+        console.print(f"[red]{escape(str(err))}[/]")
+        raise typer.Exit(1) from None

@@ -100,9 +100,12 @@ def train(msg: Message, context: Context) -> Message:
             partner=policy.partner, dataset=task.dataset,
             noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
             steps=planned.steps, delta=rules.delta,
-            # both recomputed by the accountant from the ledger's full history
-            epsilon=ledger.epsilon(rules.delta, run_id=run_id),
-            lifetime_epsilon=ledger.epsilon(rules.delta), epsilon_cap=rules.epsilon_cap,
+            # both recomputed by the accountant from the ledger's history up to this
+            # commit (a concurrent run's later reserve is not in it): auditors recompute
+            # exactly these from the ledger
+            epsilon=ledger.epsilon(rules.delta, run_id=run_id, upto=commit.seq),
+            lifetime_epsilon=ledger.epsilon(rules.delta, upto=commit.seq),
+            epsilon_cap=rules.epsilon_cap,
             ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger
         )
     return Message(RecordDict({

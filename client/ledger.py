@@ -17,28 +17,40 @@ DELETE. `verify()` names the first entry that was edited, removed or re-ordered 
 the chain, and a last entry that disagrees with the head. Someone who rewrites the end of
 the file consistently (entries and head together) is caught only against an outside
 anchor: every privacy report sends the ledger's head (seq, hash) to the coordinator, and
-`verify(expect=...)` checks that such a recorded head is still in the chain.
+`verify(expect=...)` checks that such a recorded head is still in the chain; auditors
+check every recorded head against the partner's signed export (`export_ledger`). The
+format (entries, hashes, chain walk, export) is in shared/ledger_format.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sangsaeng.shared.accounting import Mechanism, epsilon
+from sangsaeng.shared.ledger_format import (
+    COMMIT,
+    GENESIS,
+    RESERVE,
+    Entry,
+    Head,
+    LedgerExport,
+    SignedLedgerExport,
+    VerifyResult,
+    canonical_sha256,
+    verify_chain,
+)
+from sangsaeng.shared.signing import load_key, public_key_of, sign
 
-from .policy import TaskRefused
+from .policy import PartnerPolicy, TaskRefused
 
-GENESIS = "0" * 64
-RESERVE, COMMIT = "reserve", "commit"
+__all__ = ["COMMIT", "RESERVE", "Entry", "Ledger", "LedgerMissing", "VerifyResult",
+           "export_ledger"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -60,47 +72,6 @@ CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
     BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 """
-
-
-class Entry(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    seq: int
-    kind: Literal["reserve", "commit"]
-    run_id: str
-    round: int
-    noise_multiplier: float | None = None
-    sample_rate: float | None = None
-    steps: int | None = None
-    delta: float | None = None
-    task_sha256: str
-    ref: int | None = None  # a commit's reserve
-    run_rounds: int | None = None  # a reserve's run plan: rounds declared ...
-    plan_until: str | None = None  # ... and until when the rest of them stay promised
-    time: str
-    prev_hash: str
-    hash: str
-
-    def mechanism(self) -> Mechanism:
-        """A reserve's mechanism (a commit has none: validation fails on it)."""
-        return Mechanism.model_validate(
-            {"noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
-             "steps": self.steps})
-
-    def expected_hash(self) -> str:
-        return entry_hash(self.model_dump(exclude={"hash"}))
-
-
-def entry_hash(fields: dict[str, object]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class VerifyResult(BaseModel):
-    ok: bool
-    entries: int
-    first_broken_seq: int | None = None
-    problem: str | None = None
 
 
 class LedgerMissing(FileNotFoundError):
@@ -148,7 +119,7 @@ class Ledger:
         """
         with self._write() as db:
             rows = self._rows(db)
-            broken = _verify(rows, head=self._head(db))
+            broken = verify_chain(rows, head=self._head(db))
             if not broken.ok:
                 raise TaskRefused(f"partner '{partner}' refuses: its privacy ledger fails "
                                   f"verification at entry {broken.first_broken_seq}")
@@ -185,13 +156,16 @@ class Ledger:
     def entries(self) -> list[Entry]:
         return [Entry.model_validate(row) for row in self._rows(self._db)]
 
-    def history(self, run_id: str | None = None) -> list[Mechanism]:
-        """Every reserved mechanism (of one run, if given): the accountant's history."""
+    def history(self, run_id: str | None = None, upto: int | None = None) -> list[Mechanism]:
+        """Every reserved mechanism (of one run, if given; up to entry `upto`, if given):
+        the accountant's history."""
         return [e.mechanism() for e in self.entries()
-                if e.kind == RESERVE and (run_id is None or e.run_id == run_id)]
+                if e.kind == RESERVE and (run_id is None or e.run_id == run_id)
+                and (upto is None or e.seq <= upto)]
 
-    def epsilon(self, delta: float, run_id: str | None = None) -> float:
-        return epsilon(self.history(run_id), delta)
+    def epsilon(self, delta: float, run_id: str | None = None, upto: int | None = None
+                ) -> float:
+        return epsilon(self.history(run_id, upto), delta)
 
     def head(self) -> tuple[int, str] | None:
         """(seq, hash) of the last entry: what privacy reports send as an outside anchor."""
@@ -206,7 +180,7 @@ class Ledger:
             rows, head = self._rows(self._db), self._head(self._db)
         finally:
             self._db.execute("COMMIT")
-        result = _verify(rows, head)
+        result = verify_chain(rows, head)
         if result.ok and expect is not None:
             seq, hash_ = expect
             if not any(r["seq"] == seq and r["hash"] == hash_ for r in rows):
@@ -214,6 +188,22 @@ class Ledger:
                                     problem=f"entry {seq} as recorded elsewhere is not in the "
                                             "ledger (the end was removed or rewritten)")
         return result
+
+    def export(self, *, partner: str, dataset: str, delta: float, epsilon_cap: float,
+               key: Ed25519PrivateKey) -> SignedLedgerExport:
+        """Every entry and the head as they are (one snapshot, broken or not: the auditor
+        judges), signed with the partner's key."""
+        self._db.execute("BEGIN")
+        try:
+            rows, head = self._rows(self._db), self._head(self._db)
+        finally:
+            self._db.execute("COMMIT")
+        export = LedgerExport(
+            partner=partner, dataset=dataset, delta=delta, epsilon_cap=epsilon_cap,
+            exported_at=dt.datetime.now(dt.UTC).isoformat(),
+            head=None if head is None else Head(seq=head[0], hash=head[1]),
+            entries=rows, public_key=public_key_of(key))
+        return SignedLedgerExport(export=export, signature=sign(key, export.signed_bytes()))
 
     # --- internals ------------------------------------------------------------------
 
@@ -242,7 +232,7 @@ class Ledger:
         values = {"noise_multiplier": None, "sample_rate": None, "steps": None, "delta": None,
                   "ref": None, "run_rounds": None, "plan_until": None, **fields, "seq": seq,
                   "prev_hash": prev_hash, "time": dt.datetime.now(dt.UTC).isoformat()}
-        entry = Entry.model_validate({**values, "hash": entry_hash(values)})
+        entry = Entry.model_validate({**values, "hash": canonical_sha256(values)})
         row = entry.model_dump()
         db.execute(f"INSERT INTO entries ({', '.join(row)}) VALUES "
                    f"({', '.join(':' + k for k in row)})", row)
@@ -251,38 +241,14 @@ class Ledger:
         return entry
 
 
-def _verify(rows: list[dict[str, object]], head: tuple[int, str] | None) -> VerifyResult:
-    prev_hash, reserves = GENESIS, set()
-    for expected_seq, row in enumerate(rows, start=1):
-        seq = int(row["seq"])  # type: ignore[call-overload]
-        problem = None
-        try:
-            entry = Entry.model_validate(row)
-        except ValidationError:
-            problem = "it is malformed (a field was edited to an impossible value)"
-        else:
-            if seq != expected_seq:
-                problem = f"entry {expected_seq} is missing (the next one is {seq})"
-            elif entry.prev_hash != prev_hash:
-                problem = ("its previous-hash does not match the entry before it (this entry "
-                           "or the one before it was altered)")
-            elif entry.hash != entry.expected_hash():
-                problem = "its content does not match its hash (edited)"
-            elif entry.kind == COMMIT and entry.ref not in reserves:
-                problem = "it commits a reserve that is not in the ledger before it"
-        if problem:
-            return VerifyResult(ok=False, entries=len(rows),
-                                first_broken_seq=min(seq, expected_seq), problem=problem)
-        if entry.kind == RESERVE:
-            reserves.add(entry.seq)
-        prev_hash = entry.hash
-    last = (int(rows[-1]["seq"]), str(rows[-1]["hash"])) if rows else None  # type: ignore[call-overload]
-    if head != last:  # name the head's entry if it is in range, else the first one missing
-        seq = head[0] if head is not None and head[0] <= len(rows) else len(rows) + 1
-        return VerifyResult(ok=False, entries=len(rows), first_broken_seq=seq,
-                            problem="the ledger's head does not match its last entry "
-                                    "(entries deleted or added at the end)")
-    return VerifyResult(ok=True, entries=len(rows))
+def export_ledger(policy: PartnerPolicy, dataset: str) -> SignedLedgerExport:
+    """The dataset's ledger signed with the partner's key, for auditors. Raises
+    LedgerMissing, or signing.SigningKeyError if the partner has no key yet."""
+    rules = policy.dataset(dataset)
+    key = load_key(policy.signing_key_path())
+    with Ledger(policy.ledger_path(dataset), create=False) as ledger:
+        return ledger.export(partner=policy.partner, dataset=dataset, delta=rules.delta,
+                             epsilon_cap=rules.epsilon_cap, key=key)
 
 
 def _promised_rounds(reserves: list[Entry], now: dt.datetime, excluding: str) -> list[Mechanism]:

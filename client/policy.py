@@ -5,6 +5,7 @@ is touched or any budget is spent, with a reason that names the rule (never data
 
     partner = "hanbit-bank"
     ledger_dir = "ledger"                  # relative paths are relative to this file
+    signing_key = "ledger/signing-key.pem" # Ed25519, for signed ledger exports (the default)
 
     [datasets.caravan]
     data_path = "caravan.parquet"
@@ -59,6 +60,7 @@ class PartnerPolicy(BaseModel):
 
     partner: str = Field(min_length=1)
     ledger_dir: Path
+    signing_key: Path | None = None  # Ed25519, PEM; default: signing-key.pem in ledger_dir
     datasets: dict[str, DatasetPolicy] = Field(min_length=1)
 
     @classmethod
@@ -85,6 +87,7 @@ class PartnerPolicy(BaseModel):
         """Relative paths in the file are relative to the file itself."""
         return self.model_copy(update={
             "ledger_dir": base / self.ledger_dir,
+            "signing_key": base / self.signing_key if self.signing_key else None,
             "datasets": {name: d.model_copy(update={"data_path": base / d.data_path})
                          for name, d in self.datasets.items()},
         })
@@ -96,6 +99,9 @@ class PartnerPolicy(BaseModel):
 
     def ledger_path(self, dataset: str) -> Path:
         return self.ledger_dir / f"{dataset}.ledger.sqlite"
+
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.ledger_dir / "signing-key.pem"
 
 
 def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:

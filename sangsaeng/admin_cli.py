@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +16,18 @@ from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.catalogue import CatalogueError, DatasetEntry
 from sangsaeng.server.settings import STORE_URL_ENV, store_url
 from sangsaeng.server.store import Store
+from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
-app = typer.Typer(help="Operators: API tokens and the dataset catalogue.", no_args_is_help=True)
+app = typer.Typer(help="Operators: API tokens, the dataset catalogue and partners' keys.",
+                  no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (bearer; only their hash is stored).",
                         no_args_is_help=True)
 dataset_app = typer.Typer(help="The dataset catalogue startups browse.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+partner_app = typer.Typer(help="Partners and the public keys their ledger exports are "
+                          "signed with.", no_args_is_help=True)
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(partner_app, name="partner")
 console = Console()
 
 StoreOption = Annotated[str | None, typer.Option(
@@ -32,6 +39,13 @@ def _store(url: str | None) -> Store:
     return Store(url or store_url())
 
 
+def _audit(store: Store, action: str, detail: str) -> None:
+    """Operator commands change what the API serves: they go in the audit log too."""
+    store.append_audit(actor=f"operator {getpass.getuser()}@{socket.gethostname()}",
+                       role="admin", tenant=None, action=f"cli: admin {action}",
+                       outcome="ok", detail=detail)
+
+
 @token_app.command("create")
 def token_create(
     role: Annotated[Role, typer.Option(help="What the token may do.")],
@@ -41,11 +55,14 @@ def token_create(
     store_url: StoreOption = None,
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
+    store = _store(store_url)
     try:
-        token = create_token(_store(store_url), name, role, tenant)
+        token = create_token(store, name, role, tenant)
     except ValueError as err:
         console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
+    _audit(store, "token create", f"'{name}', role {role.value}"
+           + (f", tenant {tenant}" if tenant else ""))
     print(token)
 
 
@@ -63,9 +80,11 @@ def token_list(store_url: StoreOption = None) -> None:
 @token_app.command("revoke")
 def token_revoke(token_id: int, store_url: StoreOption = None) -> None:
     """Revoke a token: it stops working at once."""
-    if not _store(store_url).revoke_token(token_id):
+    store = _store(store_url)
+    if not store.revoke_token(token_id):
         console.print(f"[red]no live token {token_id}[/]")
         raise typer.Exit(1)
+    _audit(store, "token revoke", f"token {token_id}")
     console.print(f"token {token_id} revoked")
 
 
@@ -78,7 +97,9 @@ def dataset_add(path: Path, store_url: StoreOption = None) -> None:
     except CatalogueError as err:
         console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
-    _store(store_url).put_dataset(entry.name, entry.model_dump_json())
+    store = _store(store_url)
+    store.put_dataset(entry.name, entry.model_dump_json())
+    _audit(store, "dataset add", f"'{entry.name}'")
     console.print(f"dataset '{entry.name}': {len(entry.features)} features, "
                   f"~{entry.rows} rows over {entry.partners} partners")
 
@@ -89,4 +110,35 @@ def dataset_list(store_url: StoreOption = None) -> None:
     for row in _store(store_url).list_datasets():
         e = DatasetEntry.model_validate_json(row.entry_json)
         table.add_row(e.name, str(len(e.features)), e.target.name, str(e.partners), str(e.rows))
+    console.print(table)
+
+
+@partner_app.command("add")
+def partner_add(
+    name: Annotated[str, typer.Argument(help="The partner's name, as in its policy file.")],
+    public_key: Annotated[str, typer.Option(help="Its Ed25519 public key, as `sangsaeng "
+                                                 "client key show` prints it.")],
+    replace: Annotated[bool, typer.Option(help="Replace a key registered before.")] = False,
+    store_url: StoreOption = None,
+) -> None:
+    """Register the key a partner signs its ledger exports with (auditors check them)."""
+    try:
+        parse_public_key(public_key)
+    except SigningKeyError as err:
+        console.print(f"[red]{escape(str(err))}[/]")
+        raise typer.Exit(2) from None
+    store = _store(store_url)
+    if not store.put_partner(name, public_key, replace=replace):
+        console.print(f"[red]partner '{escape(name)}' already has a key; --replace to change "
+                      "it[/]")
+        raise typer.Exit(1)
+    _audit(store, "partner add", f"'{name}', key {public_key}")
+    console.print(f"partner '{escape(name)}' registered")
+
+
+@partner_app.command("list")
+def partner_list(store_url: StoreOption = None) -> None:
+    table = Table("partner", "public key (Ed25519)", "registered")
+    for p in _store(store_url).list_partners():
+        table.add_row(p.name, p.public_key, p.registered_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)

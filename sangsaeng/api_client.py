@@ -12,6 +12,7 @@ import httpx
 
 from sangsaeng.server.api import API_PREFIX
 from sangsaeng.server.api_models import Me, ModelCard, RunOut, RunSummary
+from sangsaeng.server.audit_models import AuditLogEntry, AuditRun, DatasetSpend, PartnerKey
 from sangsaeng.server.catalogue import DatasetEntry
 from sangsaeng.shared.task import TaskSpec
 
@@ -77,6 +78,26 @@ class SangsaengApi:
         if hashlib.sha256(response.content).hexdigest() != expected:
             raise ApiError(response.status_code, "the model download is corrupt (sha256)")
         return response.content
+
+    def audit_runs(self) -> list[AuditRun]:
+        return [AuditRun.model_validate(r) for r in self._call("GET", "/audit/runs")]
+
+    def audit_budgets(self) -> list[DatasetSpend]:
+        return [DatasetSpend.model_validate(b) for b in self._call("GET", "/audit/budgets")]
+
+    def audit_partners(self) -> list[PartnerKey]:
+        return [PartnerKey.model_validate(p) for p in self._call("GET", "/audit/partners")]
+
+    def audit_log(self, page_size: int = 1000) -> list[AuditLogEntry]:
+        """The whole audit log, page by page, up to a page that is not full (each request
+        adds an entry of its own, so "until empty" would never end)."""
+        entries: list[AuditLogEntry] = []
+        while True:
+            after = entries[-1].seq if entries else 0
+            page = self._call("GET", "/audit/log", params={"after": after, "limit": page_size})
+            entries += [AuditLogEntry.model_validate(e) for e in page]
+            if len(page) < page_size:
+                return entries
 
     def events(self, run_id: int) -> Iterator[Event]:
         """The run's server-sent events, from its start until it ends (the `end` event);

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from sangsaeng.audit.cli import app as audit_app
 from sangsaeng.client.cli import app as client_app
 from sangsaeng.shared.task import TaskSpecError, load_task
 
@@ -22,6 +23,7 @@ app.add_typer(task_app, name="task")
 app.add_typer(client_app, name="client")
 app.add_typer(run_app, name="run")
 app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 
@@ -89,7 +91,8 @@ def demo(
                                                   "the workdir).")] = None,
 ) -> None:
     """A whole federated DP run on loopback, driven through the API as a startup would:
-    coordinator (SuperLink, Fleet proxy, API), 3 partner SuperNodes, real data."""
+    coordinator (SuperLink, Fleet proxy, API), 3 partner SuperNodes, real data; then the
+    auditor's verification and report."""
     from sangsaeng.server.demo import run_demo
     from sangsaeng.server.store import COMPLETED, StoreSchemaError
 
@@ -101,7 +104,7 @@ def demo(
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted: run stopped, every process shut down.[/]")
         raise typer.Exit(130) from None
-    if result.run.status != COMPLETED:
+    if result.run.status != COMPLETED or not result.verification.ok:
         raise typer.Exit(1)
 
 

@@ -29,7 +29,7 @@ TokenOption = Annotated[str, typer.Option("--token", envvar=TOKEN_ENV, show_defa
 
 
 @contextmanager
-def _api(url: str, token: str) -> Iterator[SangsaengApi]:
+def api_session(url: str, token: str) -> Iterator[SangsaengApi]:
     """The API client; its refusals become a red line and exit code 1."""
     try:
         with SangsaengApi(url, token) as api:
@@ -54,7 +54,7 @@ def start(task_path: Annotated[Path, typer.Argument(metavar="TASK")], token: Tok
     except TaskSpecError as err:
         console.print(f"[red]{escape(str(err))}[/]")
         raise typer.Exit(2) from None
-    with _api(api_url, token) as api:
+    with api_session(api_url, token) as api:
         run = api.start_run(task)
         console.print(f"started run {run.id} on '{run.dataset}' ({run.status}); follow it with "
                       f"`sangsaeng run watch {run.id}`")
@@ -65,7 +65,7 @@ def start(task_path: Annotated[Path, typer.Argument(metavar="TASK")], token: Tok
 @app.command()
 def watch(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Follow a run live, round by round, until it ends (exit 1 unless it completed)."""
-    with _api(api_url, token) as api:
+    with api_session(api_url, token) as api:
         _exit_for(_watch(api, run_id).status)
 
 
@@ -78,21 +78,21 @@ def _watch(api: SangsaengApi, run_id: int) -> RunOut:
 @app.command("list")
 def list_runs(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Your runs (every run, for the admin and auditor roles)."""
-    with _api(api_url, token) as api:
+    with api_session(api_url, token) as api:
         print_runs(api.runs(), console)
 
 
 @app.command()
 def show(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """A run's status, metrics and ε per partner, round by round."""
-    with _api(api_url, token) as api:
+    with api_session(api_url, token) as api:
         print_run(api.run(run_id), console)
 
 
 @app.command()
 def stop(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Ask the coordinator to stop a run."""
-    with _api(api_url, token) as api:
+    with api_session(api_url, token) as api:
         run = api.stop(run_id)
         console.print(f"run {run.id}: stop requested ({run.status})")
 
@@ -105,7 +105,7 @@ def model(run_id: int, token: TokenOption,
           card: Annotated[Path | None, typer.Option(help="Also write the model card (JSON) "
                                                      "here.")] = None) -> None:
     """Download a run's model (safetensors, sha256-checked) and, optionally, its card."""
-    with _api(api_url, token) as api:
+    with api_session(api_url, token) as api:
         weights = api.model(run_id)
         card_json = api.card(run_id).model_dump_json(indent=2) if card else None
     _write_atomically(output, weights)

@@ -14,21 +14,30 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from sangsaeng import __version__
 from sangsaeng.shared.task import TaskSpec
 
-from . import runs
-from .accounts import Account, Role, authenticate
+from . import audit_api, runs
+from .accounts import Account, Role
+from .api_deps import (
+    EVERYONE,
+    AccountDep,
+    ControlDep,
+    RunDep,
+    StoreDep,
+    Unprocessable,
+    allow,
+    documented,
+)
 from .api_models import Health, Me, ModelCard, Readiness, RoundOut, RunOut, RunSummary
+from .audit_log import DETAIL_KEY, AuditMiddleware
 from .catalogue import DatasetEntry, task_problems
 from .control import FlowerControl
 from .store import OPEN, Run, Store
@@ -37,9 +46,6 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 RECONCILE_SECONDS = 2.0
 EVENT_POLL_SECONDS = 0.5
-
-bearer = HTTPBearer(auto_error=False, description="an API token from "
-                    "`sangsaeng admin token create`")
 
 
 def create_app(store: Store, control: FlowerControl) -> FastAPI:
@@ -59,7 +65,9 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
     app.state.store, app.state.control = store, control
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(runs.SuperLinkUnavailable, _unavailable)  # type: ignore[arg-type]
+    app.add_middleware(AuditMiddleware, store=store, prefix=API_PREFIX)
     app.include_router(router, prefix=API_PREFIX)
+    app.include_router(audit_api.router, prefix=API_PREFIX)
     return app
 
 
@@ -88,79 +96,6 @@ def _unprocessable(problems: list[tuple[tuple[Any, ...], str, str]]) -> JSONResp
 
 def _unavailable(_: Request, err: runs.SuperLinkUnavailable) -> JSONResponse:
     return JSONResponse({"detail": str(err)}, status.HTTP_503_SERVICE_UNAVAILABLE)
-
-
-# --- dependencies -----------------------------------------------------------------------
-
-def get_store(request: Request) -> Store:
-    return request.app.state.store  # type: ignore[no-any-return]
-
-
-def get_control(request: Request) -> FlowerControl:
-    return request.app.state.control  # type: ignore[no-any-return]
-
-
-StoreDep = Annotated[Store, Depends(get_store)]
-ControlDep = Annotated[FlowerControl, Depends(get_control)]
-
-
-def current_account(
-    store: StoreDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Account:
-    account = authenticate(store, credentials.credentials) if credentials else None
-    if account is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED,
-                            "a valid API token is needed (Authorization: Bearer ...)",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return account
-
-
-AccountDep = Annotated[Account, Depends(current_account)]
-
-
-def allow(*roles: Role) -> Any:
-    def check(account: AccountDep) -> Account:
-        if account.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"the {account.role} role may not do this")
-        return account
-    return Depends(check)
-
-
-def visible_run(run_id: int, store: StoreDep, account: AccountDep) -> Run:
-    """The run, if this account may see it: startups see only their own; another tenant's
-    run is reported as missing, so its existence does not leak."""
-    owner = account.tenant if account.role == Role.STARTUP else None
-    run = store.find_run(run_id, owner=owner) if 0 < run_id < 2**63 else None
-    if run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
-    return run
-
-
-RunDep = Annotated[Run, Depends(visible_run)]
-EVERYONE = (Role.ADMIN, Role.STARTUP, Role.AUDITOR)
-
-
-class Problem(BaseModel):
-    detail: str
-
-
-class Unprocessable(BaseModel):
-    detail: list[dict[str, Any]]
-    message: str
-
-
-def _documented(*codes: int, streaming: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error answers an endpoint gives (always JSON, also where
-    the success is a stream, for which the schema is named rather than given as a model)."""
-    why = {401: "no token, or an unknown or revoked one", 403: "the role may not do this",
-           404: "no such run visible to this token", 409: "the run's state does not allow it",
-           503: "the SuperLink did not answer"}
-    if streaming:
-        json_problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        return {code: {"description": why[code], "content": json_problem} for code in codes}
-    return {code: {"model": Problem, "description": why[code]} for code in codes}
 
 
 router = APIRouter()
@@ -198,7 +133,7 @@ def _check(probe: Any) -> str:
         return f"unavailable ({type(err).__name__})"
 
 
-@router.get("/me", tags=["service"], responses=_documented(401))
+@router.get("/me", tags=["service"], responses=documented(401))
 def me(account: AccountDep) -> Me:
     """Who this token is."""
     return Me(name=account.name, role=account.role.value, tenant=account.tenant)
@@ -207,14 +142,14 @@ def me(account: AccountDep) -> Me:
 # --- catalogue --------------------------------------------------------------------------
 
 @router.get("/datasets", tags=["catalogue"], dependencies=[allow(*EVERYONE)],
-            responses=_documented(401))
+            responses=documented(401))
 def list_datasets(store: StoreDep) -> list[DatasetEntry]:
     """Every dataset partners offer: schema and rounded size, never rows."""
     return [DatasetEntry.model_validate_json(d.entry_json) for d in store.list_datasets()]
 
 
 @router.get("/datasets/{name}", tags=["catalogue"], dependencies=[allow(*EVERYONE)],
-            responses=_documented(401, 404))
+            responses=documented(401, 404))
 def get_dataset(name: str, store: StoreDep) -> DatasetEntry:
     row = store.get_dataset(name)
     if row is None:
@@ -225,10 +160,10 @@ def get_dataset(name: str, store: StoreDep) -> DatasetEntry:
 # --- runs -------------------------------------------------------------------------------
 
 @router.post("/runs", tags=["runs"], status_code=status.HTTP_201_CREATED,
-             responses={**_documented(401, 403, 503),
+             responses={**documented(401, 403, 503),
                         422: {"model": Unprocessable,
                               "description": "each bad field of the task, and why"}})
-def create_run(task: TaskSpec, store: StoreDep, control: ControlDep,
+def create_run(task: TaskSpec, request: Request, store: StoreDep, control: ControlDep,
                account: Annotated[Account, allow(Role.STARTUP)]) -> Any:
     """Start a run of `task` on its dataset's partners. Each partner checks the task against
     its own policy and budget, and may refuse."""
@@ -239,24 +174,26 @@ def create_run(task: TaskSpec, store: StoreDep, control: ControlDep,
     problems = task_problems(task, DatasetEntry.model_validate_json(entry.entry_json))
     if problems:
         return _unprocessable([(("body", *loc), msg, "catalogue") for loc, msg in problems])
-    return RunOut.of(runs.start_run(store, control, task, account.tenant))
+    run = runs.start_run(store, control, task, account.tenant)
+    setattr(request.state, DETAIL_KEY, f"run {run.id}, task {task.sha256()[:12]}")
+    return RunOut.of(run)
 
 
-@router.get("/runs", tags=["runs"], responses=_documented(401))
+@router.get("/runs", tags=["runs"], responses=documented(401))
 def list_runs(store: StoreDep, account: AccountDep) -> list[RunSummary]:
     """Runs this account may see (a startup: its own), oldest first."""
     owner = account.tenant if account.role == Role.STARTUP else None
     return [RunSummary.of(r) for r in store.list_runs(owner=owner)]
 
 
-@router.get("/runs/{run_id}", tags=["runs"], responses=_documented(401, 404))
+@router.get("/runs/{run_id}", tags=["runs"], responses=documented(401, 404))
 def get_run(run: RunDep) -> RunOut:
     """A run with its status, per-round metrics and partners' privacy reports."""
     return RunOut.of(run)
 
 
 @router.post("/runs/{run_id}/stop", tags=["runs"], status_code=status.HTTP_202_ACCEPTED,
-             responses=_documented(401, 403, 404, 409, 503),
+             responses=documented(401, 403, 404, 409, 503),
              dependencies=[allow(Role.STARTUP, Role.ADMIN)])
 def stop_run(run: RunDep, store: StoreDep, control: ControlDep) -> RunOut:
     """Ask Flower to stop the run; its status turns 'stopped' once it has."""
@@ -268,7 +205,7 @@ def stop_run(run: RunDep, store: StoreDep, control: ControlDep) -> RunOut:
 
 
 @router.get("/runs/{run_id}/events", tags=["runs"], response_class=EventSourceResponse,
-            responses=_documented(401, 404, streaming=True))
+            responses=documented(401, 404, streaming=True))
 async def run_events(run: RunDep, store: StoreDep) -> AsyncIterator[ServerSentEvent]:
     """Live progress as server-sent events: `status`, `round` (metrics and ε once a round
     is evaluated), `partner_error`, and a last `end`. Each connection replays the run so
@@ -317,7 +254,7 @@ class _Follower:
             response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "the model's weights (safetensors)"},
-                       **_documented(401, 403, 404, 409)})
+                       **documented(401, 403, 404, 409)})
 def download_model(run: RunDep, store: StoreDep) -> Response:
     """The run's model weights as safetensors: the final model of a completed run, or the
     last aggregated one of a failed or stopped run."""
@@ -331,7 +268,7 @@ def download_model(run: RunDep, store: StoreDep) -> Response:
     })
 
 
-@router.get("/runs/{run_id}/card", tags=["models"], responses=_documented(401, 404))
+@router.get("/runs/{run_id}/card", tags=["models"], responses=documented(401, 404))
 def model_card(run: RunDep) -> ModelCard:
     """The model card: task, metrics per round, ε per partner; never data."""
     return ModelCard.of(run)

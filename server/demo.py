@@ -4,9 +4,12 @@ The coordinator (SuperLink on loopback, Fleet proxy, API) starts with three part
 SuperNodes; each partner holds a private slice of a real insurance customer table and its
 own privacy policy (a lifetime epsilon cap) and ledger, trains locally with DP-SGD and
 sends only clipped, noised updates. The operator registers the dataset in the catalogue
-and gives a startup a token; the startup then starts the run, follows it and downloads
-the model through the REST API only. The work directory persists, so a second demo run
-continues from the partners' spending — until a partner's cap refuses a run.
+and the partners' public keys, and gives a startup a token; the startup then starts the
+run, follows it and downloads the model through the REST API only. Last, an auditor
+takes each partner's signed ledger export and checks it, and every ε, against the
+coordinator's records through the audit API, and writes the audit report. The work
+directory persists, so a second demo run continues from the partners' spending — until
+a partner's cap refuses a run.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from rich.console import Console
 from rich.table import Table
 
 from sangsaeng.api_client import SangsaengApi
+from sangsaeng.audit.fetch import fetch
+from sangsaeng.audit.report import AuditReport, write_report
+from sangsaeng.audit.verify import LoadedLedger, Verification, verify
 from sangsaeng.client.budget import DatasetBudget, dataset_budget
-from sangsaeng.client.ledger import LedgerMissing
+from sangsaeng.client.ledger import LedgerMissing, export_ledger
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.server.api_models import RunOut
+from sangsaeng.shared.signing import create_key, load_key, public_key_of
 from sangsaeng.shared.task import TaskSpec, load_task
-from sangsaeng.views import fmt, print_run, watch_run
+from sangsaeng.views import fmt, print_run, print_verification, watch_run
 
 from .accounts import Role, create_token
 from .baseline import centralized_auc
@@ -53,6 +60,8 @@ class DemoResult:
     model_path: Path | None
     store_url: str
     budgets: list[DatasetBudget]  # each partner's own view, from its ledger
+    verification: Verification  # the auditor's, of the partners' ledgers and every ε
+    report_path: Path
 
 
 def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None = None,
@@ -79,7 +88,8 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         # kept for `sangsaeng admin dataset add` against a `sangsaeng server` of your own
         (workdir / f"{entry.name}.catalogue.json").write_text(entry.model_dump_json(indent=2))
         token = create_token(coordinator.store, "demo", Role.STARTUP, DEMO_TENANT)
-        for partner in partners:
+        for partner in partners:  # its key, made by the partner; registered by the operator
+            coordinator.store.put_partner(partner.partner, _partner_key(partner))
             coordinator.add_partner(partner)
         console.print(f"API {coordinator.api_url}; partners' SuperNodes "
                       f"({', '.join(p.partner for p in partners)}) dial the Fleet proxy "
@@ -99,6 +109,14 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
                 model_path.write_bytes(api.model(run.id))
                 (workdir / f"model-run{run.id}.card.json").write_text(
                     api.card(run.id).model_dump_json(indent=2))
+        # The auditor's part: partners' signed ledgers against the coordinator's records.
+        auditor = create_token(coordinator.store, "demo-auditor", Role.AUDITOR)
+        ledgers = _export_ledgers(partners, task.dataset, workdir / "ledger-exports")
+        with SangsaengApi(coordinator.api_url, auditor) as api:
+            data = fetch(api, coordinator.api_url)
+        verification = verify(data, ledgers)
+        report_path = workdir / "audit-report.html"
+        write_report(AuditReport(data=data, verification=verification), report_path)
     console.print("Centralized, non-private baseline (same model, pooled data)...")
     budgets = []
     for partner in partners:
@@ -106,9 +124,32 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
             budgets.append(dataset_budget(PartnerPolicy.load(partner.policy_path), task.dataset))
         except LedgerMissing:  # refused before it ever reserved: nothing spent
             pass
-    result = DemoResult(run, centralized_auc(task, data_paths), model_path, store_url, budgets)
+    result = DemoResult(run, centralized_auc(task, data_paths), model_path, store_url, budgets,
+                        verification, report_path)
     _print_summary(result, console)
     return result
+
+
+def _partner_key(partner: PartnerNode) -> str:
+    """The partner's public key, its key pair made on first use."""
+    path = PartnerPolicy.load(partner.policy_path).signing_key_path()
+    return public_key_of(load_key(path)) if path.exists() else create_key(path)
+
+
+def _export_ledgers(partners: list[PartnerNode], dataset: str, outdir: Path
+                    ) -> list[LoadedLedger]:
+    """Each partner's signed export of its ledger, as it would send it to the auditor."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    exports = []
+    for partner in partners:
+        try:
+            signed = export_ledger(PartnerPolicy.load(partner.policy_path), dataset)
+        except LedgerMissing:  # never spent anything: nothing to export
+            continue
+        path = outdir / f"{partner.partner}.{dataset}.ledger.json"
+        path.write_text(signed.model_dump_json(indent=1))
+        exports.append(LoadedLedger(path.name, signed))
+    return exports
 
 
 def _catalogue_entry(task: TaskSpec, data_paths: list[Path]) -> DatasetEntry:
@@ -149,5 +190,9 @@ def _print_summary(result: DemoResult, console: Console) -> None:
     if result.model_path:
         console.print(f"Model: {result.model_path} (safetensors, downloaded through the API; "
                       f"its model card beside it)")
+    console.print("[bold]The auditor's check[/] (partners' signed ledgers, the coordinator's "
+                  "records, ε recomputed with a second library):")
+    print_verification(result.verification, console)
+    console.print(f"Audit report: {result.report_path} (and .json beside it)")
     if run.status != COMPLETED:
         console.print(f"[red]Run {run.status}[/]")

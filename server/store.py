@@ -1,19 +1,24 @@
 """The coordinator's records: runs, per-round metrics, partners' privacy reports, models,
-API tokens and the dataset catalogue.
+API tokens, the dataset catalogue, partners' public keys and the audit log.
 
 SQLAlchemy, so the same code runs on SQLite (default) and PostgreSQL. Every write is its
 own committed transaction, so what a run did stays recorded if it later fails or dies.
+Privacy reports and the audit log are append-only: on SQLite, triggers refuse UPDATE and
+DELETE; the audit log is also hash-chained, so auditors detect what slips past them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (
+    DDL,
     JSON,
     DateTime,
     Float,
@@ -31,15 +36,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from sangsaeng.shared.accounting import PrivacyReport
+from sangsaeng.shared.ledger_format import GENESIS, canonical_sha256
 from sangsaeng.shared.task import TaskSpec
 
 STARTING, RUNNING = "starting", "running"  # open: before/after Flower accepted the run
 COMPLETED, FAILED, STOPPED = "completed", "failed", "stopped"  # ended, for good
 OPEN = (STARTING, RUNNING)
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
+AUDIT_APPEND_ATTEMPTS = 50
 
 
 class StoreSchemaError(RuntimeError):
@@ -159,6 +167,48 @@ class Dataset(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=_now)
 
 
+class Partner(Base):
+    """A partner enterprise and the Ed25519 public key its ledger exports are signed with."""
+
+    __tablename__ = "partners"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))  # base64 of the 32 raw bytes
+    registered_at: Mapped[dt.datetime] = mapped_column(default=_now)
+
+
+class AuditEntry(Base):
+    """One action on the coordinator (an API request, or an operator's CLI command): who,
+    what, when, and how it ended, chained by hash to the entry before it."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, hashed as written
+    actor: Mapped[str] = mapped_column(String(200))  # a token's holder, or who it was not
+    role: Mapped[str | None] = mapped_column(String(16))
+    tenant: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(500))  # "POST /api/v1/runs", "cli: ..."
+    outcome: Mapped[str] = mapped_column(String(200))  # HTTP status, or the CLI's result
+    detail: Mapped[str | None] = mapped_column(String(500))  # e.g. the run it created
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    CHAINED = ("seq", "time", "actor", "role", "tenant", "action", "outcome", "detail",
+               "prev_hash")
+
+    def chained_fields(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.CHAINED}
+
+
+for _table in ("privacy_records", "audit_log"):
+    for _verb in ("UPDATE", "DELETE"):
+        event.listen(Base.metadata.tables[_table], "after_create", DDL(
+            f"CREATE TRIGGER {_table}_no_{_verb.lower()} BEFORE {_verb} ON {_table} "
+            f"BEGIN SELECT RAISE(ABORT, '{_table} is append-only'); END"
+        ).execute_if(dialect="sqlite"))
+
+
 class Meta(Base):
     __tablename__ = "meta"
 
@@ -179,6 +229,7 @@ class Store:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        self._audit_lock = threading.Lock()  # one appender at a time in this process
         self.engine: Engine = create_engine(url)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -282,7 +333,54 @@ class Store:
         with self.session() as s:
             s.merge(Dataset(name=name, entry_json=entry_json, updated_at=_now()))
 
+    def put_partner(self, name: str, public_key: str, replace: bool = False) -> bool:
+        """Register a partner's public key; False if it has one and `replace` is not set."""
+        with self.session() as s:
+            row = s.get(Partner, name)
+            if row is not None and not replace:
+                return False
+            s.merge(Partner(name=name, public_key=public_key, registered_at=_now()))
+            return True
+
+    def append_audit(self, *, actor: str, role: str | None, tenant: str | None, action: str,
+                     outcome: str, detail: str | None = None) -> AuditEntry:
+        """Append to the hash-chained audit log. Two writers (the API and an operator's
+        CLI) may race for the next seq: the loser's insert fails on the primary key (or,
+        on SQLite, on its stale snapshot) and it tries again on the new head."""
+        attempt = 0
+        while True:
+            try:
+                with self._audit_lock, self.session() as s:
+                    last = s.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
+                    entry = AuditEntry(seq=last.seq + 1 if last else 1, time=_now().isoformat(),
+                                       actor=actor, role=role, tenant=tenant, action=action,
+                                       outcome=outcome, detail=detail,
+                                       prev_hash=last.hash if last else GENESIS)
+                    entry.hash = canonical_sha256(entry.chained_fields())
+                    s.add(entry)
+                return entry
+            except (IntegrityError, OperationalError):
+                attempt += 1
+                if attempt == AUDIT_APPEND_ATTEMPTS:
+                    raise
+                time.sleep(0.01 * attempt)
+
     # --- reads ------------------------------------------------------------------------
+
+    def list_partners(self) -> list[Partner]:
+        with self.session() as s:
+            return list(s.scalars(select(Partner).order_by(Partner.name)))
+
+    def audit_log(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries with seq > `after`, oldest first, at most `limit`."""
+        with self.session() as s:
+            return list(s.scalars(select(AuditEntry).where(AuditEntry.seq > after)
+                                  .order_by(AuditEntry.seq).limit(limit)))
+
+    def privacy_records(self) -> list[PrivacyRecord]:
+        """Every partner's privacy report, in the order the coordinator recorded them."""
+        with self.session() as s:
+            return list(s.scalars(select(PrivacyRecord).order_by(PrivacyRecord.id)))
 
     def token_by_sha256(self, token_sha256: str) -> ApiToken | None:
         with self.session() as s:

@@ -122,6 +122,10 @@ MATRIX: dict[tuple[str, str], list[int]] = {
     ("GET", "/runs/{acme}/events"): [401, 401, 200, 200, 200, 404],
     ("GET", "/runs/{acme}/model"):  [401, 401, 403, 403, 200, 404],
     ("GET", "/runs/{acme}/card"):   [401, 401, 200, 200, 200, 404],
+    ("GET", "/audit/budgets"):      [401, 401, 403, 200, 403, 403],
+    ("GET", "/audit/runs"):         [401, 401, 403, 200, 403, 403],
+    ("GET", "/audit/partners"):     [401, 401, 403, 200, 403, 403],
+    ("GET", "/audit/log"):          [401, 401, 403, 200, 403, 403],
 }
 
 
@@ -280,3 +284,37 @@ def test_openapi_documents_every_endpoint(api: Api) -> None:
 def test_tokens_are_stored_hashed(api: Api) -> None:
     db = Path(api.store.engine.url.database or "").read_bytes()
     assert all(token.encode() not in db for token in api.tokens.values())
+
+
+def test_every_api_request_is_in_the_hash_chained_audit_log(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sangsaeng.audit.fetch import fetch
+    from sangsaeng.audit.verify import verify
+
+    start = api.store.audit_log(limit=10**6)[-1].seq
+    assert api.call("none", "GET", "/runs").status_code == 401
+    assert api.call("revoked", "GET", "/me").status_code == 401
+    assert api.call("globex", "GET", f"/runs/{api.acme_run}/model").status_code == 404
+    assert api.call("auditor", "GET", "/audit/budgets").status_code == 200
+    assert api.call("none", "GET", "/health").status_code == 200  # probes are not logged
+    logged = [(e.actor, e.role, e.tenant, e.action, e.outcome)
+              for e in api.store.audit_log(after=start)]
+    assert logged == [
+        ("anonymous", None, None, "GET /api/v1/runs", "401"),
+        ("invalid token", None, None, "GET /api/v1/me", "401"),
+        ("globex-ai", "startup", "globex", f"GET /api/v1/runs/{api.acme_run}/model", "404"),
+        ("kfsa", "auditor", None, "GET /api/v1/audit/budgets", "200"),
+    ]
+    # Concurrent requests each get their own entry, and the chain stays intact.
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: api.call("acme", "GET", "/runs").status_code,
+                              range(40)))
+    assert codes == [200] * 40
+    entries = api.store.audit_log(after=start)
+    assert [e.seq for e in entries] == list(range(start + 1, start + 45))
+    with SangsaengApi(api.coordinator.api_url, api.tokens["auditor"]) as auditor:
+        data = fetch(auditor, api.coordinator.api_url)
+    result = verify(data, [])
+    assert result.audit_log.ok and result.audit_log.entries >= start + 44
+    assert not [f for f in result.failures if f.check == "audit log"]

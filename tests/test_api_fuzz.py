@@ -24,11 +24,12 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     with Coordinator(workdir, f"sqlite:///{workdir / 'store.db'}") as coordinator:
         store = coordinator.store
         register_caravan(store)
-        token = create_token(store, "acme-ml", Role.STARTUP, "acme")
+        tokens = {"startup": create_token(store, "acme-ml", Role.STARTUP, "acme"),
+                  "auditor": create_token(store, "kfsa", Role.AUDITOR)}
         admin = create_token(store, "ops", Role.ADMIN)
         for owner in ("acme", "globex"):
             finished_run(store, owner)
-        yield coordinator, token
+        yield coordinator, tokens
         for run in store.list_runs(status=OPEN):  # in case a generated task was runnable
             api_stop(coordinator.api_url, admin, run.id)
     assert coordinator.flower.live_pids() == [] and flower_processes() == []
@@ -49,7 +50,9 @@ OPERATIONS = [(path, method.upper()) for path, ops in create_app(
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_api_answers_as_documented_and_never_fails(api_schema, served, path: str,  # type: ignore[no-untyped-def]
                                                    method: str) -> None:
-    _, token = served
+    _, tokens = served
+    # the audit endpoints as the auditor (anyone else gets a 403), the others as a startup
+    token = tokens["auditor" if path.startswith("/api/v1/audit/") else "startup"]
     operation = api_schema[path][method]
 
     # A task's cross-field rules (max > min, an mlp's hidden layers, one of σ and target

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from sangsaeng.audit.report import AuditReport
 from sangsaeng.server.demo import PARTNERS, default_task_path
 from sangsaeng.server.store import COMPLETED, STOPPED, Store
 
+from .browser import chromium, open_html
 from .flower_helpers import flower_processes
 
 SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
@@ -76,6 +78,40 @@ def test_demo_runs_twice_and_continues_the_spending(tmp_path: Path) -> None:
     verified = subprocess.run([SANGSAENG, "client", "ledger", "verify", "--policy", str(policy)],
                               capture_output=True, text=True)
     assert verified.returncode == 0 and "caravan: ok (6 entries" in verified.stdout
+    check_demo_audit(workdir, out)
+
+
+def check_demo_audit(workdir: Path, out: str) -> None:
+    """After two demo runs the auditor's verification passes, the accountants agree within
+    the stated tolerance, and the report renders with its plots and tables."""
+    assert "verification passed" in out and "FAIL" not in out
+    report = AuditReport.model_validate_json((workdir / "audit-report.json").read_text())
+    v = report.verification
+    assert v.ok and v.failures == [] and v.audit_log.ok
+    assert sorted(a.partner for a in v.accountants) == sorted(PARTNERS)
+    for a in v.accountants:  # every claimed ε, recomputed by dp_accounting from the ledger
+        assert a.ok and a.history == "partner ledger" and a.max_difference <= a.tolerance
+        assert a.pld < a.recomputed  # the tighter accounting, for reference
+    for lr in v.ledgers:
+        assert lr.ok and lr.signature == "ok" and lr.chain == "ok"
+        assert lr.matched == lr.records == 3  # 2 rounds, then 1, each aggregated
+    runs_with_records = [r for r in report.data.runs if r.records]
+    assert len(runs_with_records) == 2
+    with chromium() as browser, open_html(browser, workdir / "audit-report.html") as opened:
+        page = opened.page
+        assert page.title() == "Sangsaeng privacy audit"
+        assert page.locator("#budgets svg.budget-bar").count() == len(PARTNERS)
+        for run in runs_with_records:
+            plot = page.locator(f"svg.epsilon-plot[data-run='{run.id}']")
+            partners = {r.partner for r in run.records}
+            assert plot.locator("polyline.series").count() == len(partners)
+            box = plot.bounding_box()
+            assert box is not None and box["width"] > 300 and box["height"] > 150
+        for table, rows in (("accountants", len(PARTNERS)), ("ledgers", len(PARTNERS))):
+            assert page.locator(f"#verification table.{table} tbody tr").count() == rows
+        records = sum(len(r.records) for r in runs_with_records)
+        assert page.locator("#parameters table.parameters tbody tr").count() == records
+        assert opened.outside_requests == [] and opened.console_errors == []
 
 
 def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:

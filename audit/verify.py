@@ -1,0 +1,381 @@
+"""`sangsaeng audit verify`: check, without trusting any one component, what each partner
+dataset has spent.
+
+1. Accountant: every ε a partner reported is recomputed with a second library
+   (accountants.py) from the mechanisms behind it — the partner's signed ledger where one
+   is given, else the coordinator's records — and must match within the tolerance.
+2. Ledgers: a partner's export must carry a valid signature under the key registered for
+   it, an intact hash chain, a committed entry with the same mechanism for every update
+   the coordinator recorded from it, and at least the ε the coordinator believes spent.
+3. Audit log: its hash chain is intact (and still holds an entry seen earlier, if given).
+
+Every problem becomes a Finding that names the record; the verification passes only
+with none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from sangsaeng.server.audit_models import AuditLogEntry, AuditRecord, AuditRun, PartnerKey
+from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.ledger_format import (
+    COMMIT,
+    GENESIS,
+    RESERVE,
+    Entry,
+    SignedLedgerExport,
+    canonical_sha256,
+    verify_chain,
+)
+from sangsaeng.shared.signing import signature_ok
+
+from .accountants import TOLERANCE_TEXT, RunningRdp, pld_epsilon, rdp_epsilon, tolerance
+from .fetch import AuditData
+
+PARAMETERS = {"noise_multiplier": "σ", "sample_rate": "q", "steps": "steps", "delta": "δ"}
+
+
+class Finding(BaseModel):
+    check: str  # accountant | signature | chain | cross-check | budget | audit log | input
+    subject: str  # "partner / dataset", or "audit log"
+    message: str
+
+
+class AccountantResult(BaseModel):
+    partner: str
+    dataset: str
+    delta: float
+    epsilon_cap: float
+    history: str  # where the mechanisms came from: "partner ledger" | "coordinator records"
+    reports: int
+    claimed: float  # lifetime ε in the latest report
+    recomputed: float  # dp_accounting RDP over the same history
+    difference: float  # claimed - recomputed
+    tolerance: float
+    max_difference: float  # the largest |difference| over every ε of every report
+    pld: float  # dp_accounting PLD over the same history (tighter)
+    ok: bool
+
+
+class LedgerResult(BaseModel):
+    partner: str
+    dataset: str
+    source: str | None  # the export file; None: no export given
+    signature: str  # ok | invalid | no registered key | not given
+    chain: str  # ok | the first broken entry and why | not given
+    entries: int
+    records: int  # the coordinator's records of this partner dataset
+    matched: int  # of which the ledger has with the same mechanism
+    ledger_epsilon: float | None  # dp_accounting RDP over every reserve in the ledger
+    coordinator_epsilon: float  # what the coordinator believes spent
+    ok: bool | None  # None: not cross-checked
+
+
+class LogResult(BaseModel):
+    entries: int
+    head_seq: int | None
+    head_hash: str | None
+    ok: bool
+
+
+class Verification(BaseModel):
+    verified_at: str
+    tolerance: str = TOLERANCE_TEXT
+    accountants: list[AccountantResult]
+    ledgers: list[LedgerResult]
+    audit_log: LogResult
+    failures: list[Finding]
+    warnings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class LoadedLedger:
+    source: str
+    signed: SignedLedgerExport
+
+
+class BadLedgerFile(ValueError):
+    """A file given as a ledger export is not one."""
+
+
+def load_ledger(path: Path) -> LoadedLedger:
+    try:
+        signed = SignedLedgerExport.model_validate_json(path.read_bytes())
+    except OSError as err:
+        raise BadLedgerFile(f"{path}: cannot read it ({err.strerror})") from None
+    except ValidationError:
+        raise BadLedgerFile(f"{path}: not a signed ledger export (make one with `sangsaeng "
+                            "client ledger export`)") from None
+    return LoadedLedger(path.name, signed)
+
+
+@dataclass
+class _Dataset:
+    """One partner dataset: the coordinator's records of it, and its ledger if given."""
+
+    partner: str
+    dataset: str
+    records: list[tuple[AuditRun, AuditRecord]]
+    ledger: LoadedLedger | None = None
+    entries: list[Entry] | None = None  # the ledger's, once signature and chain check out
+
+    @property
+    def subject(self) -> str:
+        return f"{self.partner} / {self.dataset}"
+
+
+def verify(data: AuditData, ledgers: Iterable[LoadedLedger],
+           pinned_keys: dict[str, str] | None = None,
+           log_anchor: tuple[int, str] | None = None) -> Verification:
+    findings: list[Finding] = []
+    warnings: list[str] = []
+    datasets = _datasets(data.runs, ledgers, findings)
+    keys = _keys(data.partners, pinned_keys or {}, findings)
+    ledger_results = [_check_ledger(d, keys, findings, warnings) for d in datasets.values()]
+    accountant_results = [_check_accountant(d, findings) for d in datasets.values()
+                          if d.records]
+    log_result = _check_log(data.log, log_anchor, findings)
+    return Verification(verified_at=dt.datetime.now(dt.UTC).isoformat(),
+                        accountants=accountant_results, ledgers=ledger_results,
+                        audit_log=log_result, failures=findings, warnings=warnings)
+
+
+def _datasets(runs: list[AuditRun], ledgers: Iterable[LoadedLedger],
+              findings: list[Finding]) -> dict[tuple[str, str], _Dataset]:
+    datasets: dict[tuple[str, str], _Dataset] = {}
+    for run in runs:
+        for r in run.records:
+            key = (r.partner, r.dataset)
+            datasets.setdefault(key, _Dataset(r.partner, r.dataset, [])).records.append((run, r))
+    for loaded in ledgers:
+        export = loaded.signed.export
+        d = datasets.setdefault((export.partner, export.dataset),
+                                _Dataset(export.partner, export.dataset, []))
+        if d.ledger is not None:
+            findings.append(Finding(check="input", subject=d.subject, message=(
+                f"two ledger exports given ({d.ledger.source}, {loaded.source}); "
+                "give one per partner dataset")))
+        else:
+            d.ledger = loaded
+    for d in datasets.values():
+        d.records.sort(key=lambda pair: pair[1].ledger_seq)
+    return dict(sorted(datasets.items()))
+
+
+def _keys(partners: list[PartnerKey], pinned: dict[str, str],
+          findings: list[Finding]) -> dict[str, str]:
+    """Registered keys; a key pinned by the auditor (known out of band) must be the one
+    the coordinator serves."""
+    keys = {p.name: p.public_key for p in partners}
+    for name, key in pinned.items():
+        if keys.get(name) != key:
+            findings.append(Finding(check="signature", subject=name, message=(
+                "the key the coordinator has registered for this partner is not the one "
+                "pinned with --partner-key" if name in keys
+                else "the coordinator has no key registered for this partner")))
+        keys[name] = key  # the pinned key is what signatures are checked against
+    return keys
+
+
+# --- 2. ledgers -----------------------------------------------------------------------------
+
+def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
+                  warnings: list[str]) -> LedgerResult:
+    believed = _coordinator_belief(d)
+    result = LedgerResult(partner=d.partner, dataset=d.dataset, source=None,
+                          signature="not given", chain="not given", entries=0,
+                          records=len(d.records), matched=0, ledger_epsilon=None,
+                          coordinator_epsilon=believed, ok=None)
+    if d.ledger is None:
+        warnings.append(f"{d.subject}: not cross-checked (no ledger export given); its ε "
+                        "was recomputed from the coordinator's records only")
+        return result
+    signed = d.ledger.signed
+    result.source = d.ledger.source
+    result.entries = len(signed.export.entries)
+    fail = _Fail(d.subject, findings)
+    key = keys.get(d.partner)
+    if key is None:
+        result.signature = "no registered key"
+        fail("signature", f"{d.ledger.source}: the partner has no public key registered at "
+                          "the coordinator (`sangsaeng admin partner add`)")
+    elif not signature_ok(key, signed.export.signed_bytes(), signed.signature):
+        result.signature = "invalid"
+        fail("signature", f"{d.ledger.source}: the signature does not verify under the "
+                          "partner's registered key (the export was altered after signing, or "
+                          "signed with another key)")
+    else:
+        result.signature = "ok"
+    head = signed.export.head
+    chain = verify_chain(signed.export.entries, None if head is None else (head.seq, head.hash))
+    if chain.ok:
+        result.chain = "ok"
+    else:
+        result.chain = f"broken at entry {chain.first_broken_seq}: {chain.problem}"
+        fail("chain", f"ledger entry {chain.first_broken_seq}: {chain.problem}")
+    if result.signature != "ok" or not chain.ok:
+        result.ok = False  # nothing in it can be relied on
+        return result
+    d.entries = [Entry.model_validate(row) for row in signed.export.entries]
+    before = len(findings)
+    result.matched = sum(_matches(d, run, r, d.entries, fail) for run, r in d.records)
+    reserves = [e.mechanism() for e in d.entries if e.kind == RESERVE]
+    result.ledger_epsilon = rdp_epsilon(reserves, signed.export.delta)
+    if result.ledger_epsilon < believed - tolerance(believed):
+        fail("budget", f"the ledger accounts for ε {result.ledger_epsilon:.4f}, less than the "
+                       f"{believed:.4f} the coordinator's records show spent")
+    result.ok = len(findings) == before
+    return result
+
+
+def _matches(d: _Dataset, run: AuditRun, r: AuditRecord, entries: list[Entry],
+             fail: _Fail) -> bool:
+    """Whether the ledger has the committed entry the coordinator recorded for this
+    update, with the same run, round and mechanism; each difference is a finding."""
+    where = f"run {run.id} round {r.round}"
+    commit = entries[r.ledger_seq - 1] if 0 < r.ledger_seq <= len(entries) else None
+    if commit is None:
+        fail("cross-check", f"{where}: the coordinator aggregated an update recorded as "
+                            f"ledger entry {r.ledger_seq}, but the ledger ends at entry "
+                            f"{len(entries)}")
+        return False
+    if commit.hash != r.ledger_hash:
+        fail("cross-check", f"{where}: ledger entry {r.ledger_seq} is not the one the "
+                            "coordinator recorded for this update (its hash differs: the "
+                            "ledger was rewritten from there)")
+        return False
+    if commit.kind != COMMIT or commit.ref is None:
+        fail("cross-check", f"{where}: ledger entry {r.ledger_seq} is a {commit.kind}, "
+                            "not a commit")
+        return False
+    reserve = entries[commit.ref - 1]
+    ok = True
+    if (reserve.run_id, reserve.round) != (run.flower_run_id, r.round):
+        fail("cross-check", f"{where}: ledger entry {reserve.seq} reserves Flower run "
+                            f"{reserve.run_id} round {reserve.round}, the coordinator "
+                            f"recorded Flower run {run.flower_run_id} round {r.round}")
+        ok = False
+    for name, symbol in PARAMETERS.items():
+        recorded, in_ledger = getattr(r, name), getattr(reserve, name)
+        if in_ledger is None or not math.isclose(recorded, in_ledger, rel_tol=1e-12):
+            fail("cross-check", f"{where}: {symbol} is {recorded} in the coordinator's "
+                                f"record but {in_ledger} in ledger entry {reserve.seq}")
+            ok = False
+    return ok
+
+
+def _coordinator_belief(d: _Dataset) -> float:
+    """What the coordinator believes this dataset spent: the largest lifetime ε reported,
+    or the composition of every mechanism it recorded, whichever is more."""
+    if not d.records:
+        return 0.0
+    delta = d.records[-1][1].delta
+    recorded = rdp_epsilon((_mechanism(r) for _, r in d.records), delta)
+    return max(recorded, max(r.lifetime_epsilon for _, r in d.records))
+
+
+# --- 1. accountant --------------------------------------------------------------------------
+
+def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
+    """Recompute every reported ε (lifetime up to the report's ledger entry; the run's up
+    to the same point) from the same history, one pass in ledger order."""
+    if d.entries is not None:
+        source = "partner ledger"
+        items = [(e.seq, e.run_id, e.mechanism()) for e in d.entries if e.kind == RESERVE]
+    else:
+        source = "coordinator records"
+        items = [(r.ledger_seq, run.flower_run_id or "", _mechanism(r)) for run, r in d.records]
+    items.sort(key=lambda item: item[0])
+    lifetime, per_run = RunningRdp(), dict[str, RunningRdp]()
+    fail = _Fail(d.subject, findings)
+    worst, i, last = 0.0, 0, (0.0, 0.0)
+    for run, r in d.records:
+        while i < len(items) and items[i][0] <= r.ledger_seq:
+            _, run_key, mechanism = items[i]
+            lifetime.compose(mechanism)
+            per_run.setdefault(run_key, RunningRdp()).compose(mechanism)
+            i += 1
+        this_run = per_run.get(run.flower_run_id or "", RunningRdp())
+        for label, claimed, recomputed in (
+                ("lifetime ε", r.lifetime_epsilon, lifetime.epsilon(r.delta)),
+                ("run ε", r.epsilon, this_run.epsilon(r.delta))):
+            difference = claimed - recomputed
+            worst = max(worst, abs(difference))
+            if abs(difference) > tolerance(claimed):
+                fail("accountant", f"run {run.id} round {r.round}: claimed {label} "
+                                   f"{claimed:.4f}, recomputed {recomputed:.4f} (difference "
+                                   f"{difference:+.4f}, tolerance ±{tolerance(claimed):.4f}); "
+                                   + _why(difference, source))
+        last = (r.lifetime_epsilon, lifetime.epsilon(r.delta))
+    latest = d.records[-1][1]
+    history = [m for seq, _, m in items if seq <= latest.ledger_seq]
+    claimed, recomputed = last
+    return AccountantResult(
+        partner=d.partner, dataset=d.dataset, delta=latest.delta,
+        epsilon_cap=latest.epsilon_cap, history=source, reports=len(d.records),
+        claimed=claimed, recomputed=recomputed, difference=claimed - recomputed,
+        tolerance=tolerance(claimed), max_difference=worst,
+        pld=pld_epsilon(history, latest.delta),
+        ok=not any(f.check == "accountant" and f.subject == d.subject for f in findings))
+
+
+def _why(difference: float, source: str) -> str:
+    if difference < 0:
+        return "the claim is below what its mechanisms spent"
+    if source == "coordinator records":
+        return ("the claim is above what the recorded mechanisms spent (is a round missing "
+                "from the coordinator's records? give the partner's ledger export)")
+    return "the claim is above what its mechanisms spent"
+
+
+def _mechanism(r: AuditRecord) -> Mechanism:
+    return Mechanism(noise_multiplier=r.noise_multiplier, sample_rate=r.sample_rate,
+                     steps=r.steps)
+
+
+# --- 3. audit log ---------------------------------------------------------------------------
+
+def _check_log(entries: list[AuditLogEntry], anchor: tuple[int, str] | None,
+               findings: list[Finding]) -> LogResult:
+    fail = _Fail("audit log", findings)
+    prev, ok = GENESIS, True
+    for expected, e in enumerate(entries, start=1):
+        problem = None
+        if e.seq != expected:
+            problem = f"entry {expected} is missing (the next one is {e.seq})"
+        elif e.prev_hash != prev:
+            problem = (f"entry {e.seq}: its previous-hash does not match the entry before "
+                       "it (this entry or the one before it was altered)")
+        elif e.hash != canonical_sha256(e.model_dump(exclude={"hash"})):
+            problem = f"entry {e.seq}: its content does not match its hash (edited)"
+        if problem:
+            fail("audit log", problem)
+            ok = False
+            break
+        prev = e.hash
+    if anchor is not None and not any((e.seq, e.hash) == anchor for e in entries):
+        fail("audit log", f"entry {anchor[0]} as seen earlier (--log-anchor) is not in the "
+                          "log (the log was cut or rewritten from there)")
+        ok = False
+    head = entries[-1] if entries else None
+    return LogResult(entries=len(entries), head_seq=head.seq if head else None,
+                     head_hash=head.hash if head else None, ok=ok)
+
+
+class _Fail:
+    def __init__(self, subject: str, findings: list[Finding]) -> None:
+        self.subject, self.findings = subject, findings
+
+    def __call__(self, check: str, message: str) -> None:
+        self.findings.append(Finding(check=check, subject=self.subject, message=message))

@@ -1,0 +1,48 @@
+"""/api/v1/audit: the auditor's read-only view of the coordinator's privacy records,
+what it believes each partner dataset has spent, partners' registered keys, and the
+audit log. `sangsaeng audit verify` checks all of it independently."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from .accounts import Role
+from .api_deps import StoreDep, allow, documented
+from .audit_models import AuditLogEntry, AuditRun, DatasetSpend, PartnerKey
+
+LOG_PAGE = 1000
+
+router = APIRouter(prefix="/audit", tags=["audit"], dependencies=[allow(Role.AUDITOR)],
+                   responses=documented(401, 403))
+
+
+@router.get("/budgets")
+def budgets(store: StoreDep) -> list[DatasetSpend]:
+    """Per partner dataset: the lifetime ε the partner last reported, the ε of every
+    mechanism the coordinator recorded for it, and its cap."""
+    return DatasetSpend.of_records(store.privacy_records())
+
+
+@router.get("/runs")
+def runs(store: StoreDep) -> list[AuditRun]:
+    """Every run, oldest first, with each partner's mechanism (σ, q, steps, δ), claimed ε
+    and ledger anchor per round."""
+    return [AuditRun.of(run) for run in store.list_runs()]
+
+
+@router.get("/partners")
+def partners(store: StoreDep) -> list[PartnerKey]:
+    """Partners' registered Ed25519 public keys, which sign their ledger exports."""
+    return [PartnerKey.of(p) for p in store.list_partners()]
+
+
+@router.get("/log")
+def audit_log(store: StoreDep,
+              after: Annotated[int, Query(ge=0, lt=2**62, description="entries after this "
+                                          "seq")] = 0,
+              limit: Annotated[int, Query(ge=1, le=LOG_PAGE)] = LOG_PAGE
+              ) -> list[AuditLogEntry]:
+    """The hash-chained log of every API request and operator command, oldest first."""
+    return [AuditLogEntry.of(e) for e in store.audit_log(after, limit)]

@@ -1,0 +1,130 @@
+"""The privacy ledger's format, shared by the partner that writes it and the auditor who
+checks it: entries, their hash chain, and the signed export a partner hands to auditors.
+
+Each entry is a *reserve* (one round's mechanism: sigma, q, steps, delta, written before
+the round trains) or a *commit* naming a reserve whose update was handed to Flower. Every
+entry carries the hash of the one before it and its own hash; the ledger's head (last
+seq and hash) is kept beside the entries. Epsilon is never stored: it is recomputed from
+the reserves by an accountant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .accounting import Mechanism
+from .signing import canonical_json
+
+GENESIS = "0" * 64
+RESERVE, COMMIT = "reserve", "commit"
+
+
+def canonical_sha256(fields: dict[str, object]) -> str:
+    """The hash of a chained record (ledger entry, audit log entry) without its own hash."""
+    return hashlib.sha256(canonical_json(fields)).hexdigest()
+
+
+class Entry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    kind: Literal["reserve", "commit"]
+    run_id: str  # the Flower run id
+    round: int
+    noise_multiplier: float | None = None
+    sample_rate: float | None = None
+    steps: int | None = None
+    delta: float | None = None
+    task_sha256: str
+    ref: int | None = None  # a commit's reserve
+    run_rounds: int | None = None  # a reserve's run plan: rounds declared ...
+    plan_until: str | None = None  # ... and until when the rest of them stay promised
+    time: str
+    prev_hash: str
+    hash: str
+
+    def mechanism(self) -> Mechanism:
+        """A reserve's mechanism (a commit has none: validation fails on it)."""
+        return Mechanism.model_validate(
+            {"noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
+             "steps": self.steps})
+
+    def expected_hash(self) -> str:
+        return canonical_sha256(self.model_dump(exclude={"hash"}))
+
+
+class VerifyResult(BaseModel):
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(rows: list[dict[str, object]], head: tuple[int, str] | None) -> VerifyResult:
+    """Walk the chain from genesis; name the first entry that was edited, removed or
+    re-ordered, or a last entry that disagrees with the head."""
+    prev_hash, reserves = GENESIS, set()
+    for expected_seq, row in enumerate(rows, start=1):
+        seq = int(row["seq"])  # type: ignore[call-overload]
+        problem = None
+        try:
+            entry = Entry.model_validate(row)
+        except ValidationError:
+            problem = "it is malformed (a field was edited to an impossible value)"
+        else:
+            if seq != expected_seq:
+                problem = f"entry {expected_seq} is missing (the next one is {seq})"
+            elif entry.prev_hash != prev_hash:
+                problem = ("its previous-hash does not match the entry before it (this entry "
+                           "or the one before it was altered)")
+            elif entry.hash != entry.expected_hash():
+                problem = "its content does not match its hash (edited)"
+            elif entry.kind == COMMIT and entry.ref not in reserves:
+                problem = "it commits a reserve that is not in the ledger before it"
+        if problem:
+            return VerifyResult(ok=False, entries=len(rows),
+                                first_broken_seq=min(seq, expected_seq), problem=problem)
+        if entry.kind == RESERVE:
+            reserves.add(entry.seq)
+        prev_hash = entry.hash
+    last = (int(rows[-1]["seq"]), str(rows[-1]["hash"])) if rows else None  # type: ignore[call-overload]
+    if head != last:  # name the head's entry if it is in range, else the first one missing
+        seq = head[0] if head is not None and head[0] <= len(rows) else len(rows) + 1
+        return VerifyResult(ok=False, entries=len(rows), first_broken_seq=seq,
+                            problem="the ledger's head does not match its last entry "
+                                    "(entries deleted or added at the end)")
+    return VerifyResult(ok=True, entries=len(rows))
+
+
+class Head(BaseModel):
+    seq: int
+    hash: str
+
+
+class LedgerExport(BaseModel):
+    """A partner's whole ledger of one dataset, as it stood when exported."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["sangsaeng-ledger-export/1"] = "sangsaeng-ledger-export/1"
+    partner: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    delta: float = Field(gt=0, lt=1)  # the partner's delta for this dataset
+    epsilon_cap: float = Field(gt=0)
+    exported_at: str
+    head: Head | None  # the ledger's own head row, checked against the last entry
+    entries: list[dict[str, object]]  # raw rows: the auditor validates them itself
+    public_key: str  # for reading only: auditors check against the registered key
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json"))
+
+
+class SignedLedgerExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    export: LedgerExport
+    signature: str  # Ed25519 over export.signed_bytes(), base64
