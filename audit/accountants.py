@@ -6,8 +6,11 @@ partner's (Opacus), recomputing ε from the recorded mechanisms alone.
   Talwar, Zhang 2019, arXiv:1908.10530 Sec. 3.3, in both libraries) and the same
   RDP-to-(ε, δ) conversion (Opacus: Balle et al., arXiv:1905.09982 Thm. 21;
   dp_accounting: Canonne et al., arXiv:2004.00010 Prop. 12 — the same formula). A claim
-  must match it within TOLERANCE: the two differ in how they sum the series for
-  fractional orders (measured here: a relative difference below 1e-4).
+  must match it within TOLERANCE. At integer orders the two agree to 1e-14; at fractional
+  orders dp_accounting's series comes out above the exact value (measured here against
+  numerical integration with mpmath, q = 0.04, σ = 1: up to 0.25 % at α = 2.9, where
+  Opacus is within 1e-11), so its ε is a little higher (0.04 % on the demo's 10 rounds).
+  A tolerance of 1 % leaves room for that and still names any material misstatement.
 - PLD (dp_accounting.pld, pessimistic discretisation): a tighter accounting of the same
   mechanisms (Koskela et al. 2020; Meiser & Mohammadi 2018). A sound RDP claim is never
   below it; it shows how much the RDP bound over-states.
@@ -25,9 +28,9 @@ from sangsaeng.shared.accounting import Mechanism
 if TYPE_CHECKING:
     from dp_accounting.dp_event import DpEvent
 
-RELATIVE_TOLERANCE = 1e-3
-ABSOLUTE_TOLERANCE = 1e-3
-TOLERANCE_TEXT = "0.1% of the claimed ε, at least 0.001"
+RELATIVE_TOLERANCE = 1e-2
+ABSOLUTE_TOLERANCE = 1e-2
+TOLERANCE_TEXT = "1% of the claimed ε, at least 0.01"
 PLD_DISCRETISATION = 1e-3  # pessimistic: the PLD ε is an upper bound, to within this
 
 
