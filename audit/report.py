@@ -118,7 +118,7 @@ def render_html(report: AuditReport) -> str:
     partners = sorted({b.partner for b in data.budgets}
                       | {r.partner for run in data.runs for r in run.records})
     colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(partners)}
-    body = "".join((_header(data, v), _how_to_read(v), _budgets(data.budgets),
+    body = "".join((_header(data, v), _how_to_read(v), _budgets(data.budgets, v),
                     _epsilon_plots(data.runs, colours), _verification(v),
                     _parameters(data.runs), _keys_and_log(data)))
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -157,30 +157,46 @@ def _how_to_read(v: Verification) -> str:
         "</section>")
 
 
-def _budgets(budgets: list[DatasetSpend]) -> str:
-    rows = [(f"{b.partner} / {b.dataset}", _Html(_budget_bar(b)), _eps(b.reported_epsilon),
-             f"{b.epsilon_cap:g}", _remaining(b), _g(b.delta), b.runs, b.rounds) for b in budgets]
+def _budgets(budgets: list[DatasetSpend], v: Verification) -> str:
+    rows = []
+    for b in budgets:
+        spent = spent_shown(b, v)
+        rows.append((f"{b.partner} / {b.dataset}", _Html(_budget_bar(b, spent)), _eps(spent),
+                     f"{b.epsilon_cap:g}", _remaining(spent, b.epsilon_cap), _g(b.delta), b.runs,
+                     b.rounds))
     table = _table("budgets", ("Partner / dataset", "Lifetime ε spent of the cap", "Spent ε",
                                "Cap", "Remaining", "δ", "Runs", "Rounds"), rows,
                    numeric=(2, 3, 4, 5, 6, 7))
     return ('<section id="budgets"><h2>Privacy budget per partner dataset</h2>'
-            '<p class="meta">The lifetime ε of each dataset in the partner\'s latest report, '
-            f"against its cap; orange from {WARN_AT:.0%} of the cap, red over it.</p>"
+            '<p class="meta">Each dataset\'s lifetime ε against its cap: the largest of the '
+            "partner's latest report, the auditor's recomputation and the partner's ledger "
+            f"(which also counts rounds never reported); orange from {WARN_AT:.0%} of the cap, "
+            "red over it.</p>"
             f"{table if budgets else '<p>No partner dataset has reported yet.</p>'}</section>")
 
 
-def _remaining(b: DatasetSpend) -> str:
-    left = b.epsilon_cap - b.reported_epsilon
+def spent_shown(b: DatasetSpend, v: Verification) -> float:
+    """What a budget bar shows: never less than any figure the audit saw."""
+    figures = [b.reported_epsilon]
+    figures += [a.recomputed for a in v.accountants if (a.partner, a.dataset) == (b.partner,
+                                                                                  b.dataset)]
+    figures += [lr.ledger_epsilon for lr in v.ledgers if (lr.partner, lr.dataset)
+                == (b.partner, b.dataset) and lr.ledger_epsilon is not None]
+    return max(figures)
+
+
+def _remaining(spent: float, cap: float) -> str:
+    left = cap - spent
     return _eps(left) if left >= 0 else f"over by {_eps(-left)}"
 
 
-def _budget_bar(b: DatasetSpend) -> str:
-    share = b.reported_epsilon / b.epsilon_cap if b.epsilon_cap > 0 else math.inf
+def _budget_bar(b: DatasetSpend, spent: float) -> str:
+    share = spent / b.epsilon_cap if b.epsilon_cap > 0 else math.inf
     colour = "#b3261e" if share > 1 else "#e69f00" if share >= WARN_AT else "#0072b2"
     width = BAR_WIDTH * min(share, 1.0)
     return (f'<svg class="budget-bar" width="{BAR_WIDTH + 50}" height="18" '
             f'data-partner="{_e(b.partner)}" data-dataset="{_e(b.dataset)}" '
-            f'data-spent="{b.reported_epsilon!r}" data-cap="{b.epsilon_cap!r}">'
+            f'data-spent="{spent!r}" data-cap="{b.epsilon_cap!r}">'
             f'<rect class="track" x="0" y="2" width="{BAR_WIDTH}" height="14" fill="#e6eaef"/>'
             f'<rect class="spent" x="0" y="2" width="{width:.3f}" height="14" fill="{colour}"/>'
             f'<text x="{BAR_WIDTH + 6}" y="14">{share:.0%}</text></svg>')

@@ -5,8 +5,10 @@ dataset has spent.
    (accountants.py) from the mechanisms behind it — the partner's signed ledger where one
    is given, else the coordinator's records — and must match within the tolerance.
 2. Ledgers: a partner's export must carry a valid signature under the key registered for
-   it, an intact hash chain, a committed entry with the same mechanism for every update
-   the coordinator recorded from it, and at least the ε the coordinator believes spent.
+   it, an intact hash chain, a committed entry with the same run, round, task and mechanism
+   for every update the coordinator recorded from it (each entry named by one record only),
+   and at least the ε the coordinator believes spent.
+   No lifetime ε — claimed, recomputed or in the ledger — may be over the partner's cap.
 3. Audit log: its hash chain is intact (and still holds an entry seen earlier, if given).
 
 Every problem becomes a Finding that names the record; the verification passes only
@@ -20,8 +22,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, computed_field
 
 from sangsaeng.server.audit_models import AuditLogEntry, AuditRecord, AuditRun, PartnerKey
 from sangsaeng.shared.accounting import Mechanism
@@ -42,8 +45,12 @@ from .fetch import AuditData
 PARAMETERS = {"noise_multiplier": "σ", "sample_rate": "q", "steps": "steps", "delta": "δ"}
 
 
+Check = Literal["accountant", "signature", "chain", "cross-check", "budget", "audit log",
+                "input"]
+
+
 class Finding(BaseModel):
-    check: str  # accountant | signature | chain | cross-check | budget | audit log | input
+    check: Check
     subject: str  # "partner / dataset", or "audit log"
     message: str
 
@@ -53,7 +60,7 @@ class AccountantResult(BaseModel):
     dataset: str
     delta: float
     epsilon_cap: float
-    history: str  # where the mechanisms came from: "partner ledger" | "coordinator records"
+    history: Literal["partner ledger", "coordinator records"]  # where the mechanisms came from
     reports: int
     claimed: float  # lifetime ε in the latest report
     recomputed: float  # dp_accounting RDP over the same history
@@ -94,6 +101,7 @@ class Verification(BaseModel):
     failures: list[Finding]
     warnings: list[str]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not self.failures
@@ -229,12 +237,31 @@ def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
         return result
     d.entries = [Entry.model_validate(row) for row in signed.export.entries]
     before = len(findings)
-    result.matched = sum(_matches(d, run, r, d.entries, fail) for run, r in d.records)
+    named: dict[int, str] = {}  # ledger entry -> the record that names it
+    for run, r in d.records:
+        where = f"run {run.id} round {r.round}"
+        if r.ledger_seq in named:
+            fail("cross-check", f"{where} and {named[r.ledger_seq]} both name ledger entry "
+                                f"{r.ledger_seq}: one update counted twice")
+            continue
+        named[r.ledger_seq] = where
+        result.matched += _matches(d, run, r, d.entries, fail)
+    unrecorded = [e for e in d.entries if e.kind == COMMIT and e.seq not in named]
+    if unrecorded:  # sent but never recorded: a reply too late, or a run kept from auditors
+        warnings.append(f"{d.subject}: the ledger commits updates the coordinator has no record "
+                        "of: " + ", ".join(f"entry {e.seq} (Flower run {e.run_id} round "
+                                           f"{e.round})" for e in unrecorded))
+    # the δ the coordinator's figures are at (the partner's policy δ, as reported)
+    delta = d.records[-1][1].delta if d.records else signed.export.delta
     reserves = [e.mechanism() for e in d.entries if e.kind == RESERVE]
-    result.ledger_epsilon = rdp_epsilon(reserves, signed.export.delta)
+    result.ledger_epsilon = rdp_epsilon(reserves, delta)
     if result.ledger_epsilon < believed - tolerance(believed):
         fail("budget", f"the ledger accounts for ε {result.ledger_epsilon:.4f}, less than the "
                        f"{believed:.4f} the coordinator's records show spent")
+    cap = signed.export.epsilon_cap
+    if result.ledger_epsilon > cap + tolerance(cap):
+        fail("budget", f"the ledger's lifetime ε {result.ledger_epsilon:.4f} is over the "
+                       f"partner's cap {cap:g}")
     result.ok = len(findings) == before
     return result
 
@@ -261,6 +288,11 @@ def _matches(d: _Dataset, run: AuditRun, r: AuditRecord, entries: list[Entry],
         return False
     reserve = entries[commit.ref - 1]
     ok = True
+    if reserve.task_sha256 != run.task_sha256:
+        fail("cross-check", f"{where}: ledger entry {reserve.seq} trained task "
+                            f"{reserve.task_sha256[:12]}, the coordinator recorded task "
+                            f"{run.task_sha256[:12]} for the run")
+        ok = False
     if (reserve.run_id, reserve.round) != (run.flower_run_id, r.round):
         fail("cross-check", f"{where}: ledger entry {reserve.seq} reserves Flower run "
                             f"{reserve.run_id} round {reserve.round}, the coordinator "
@@ -290,6 +322,7 @@ def _coordinator_belief(d: _Dataset) -> float:
 def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
     """Recompute every reported ε (lifetime up to the report's ledger entry; the run's up
     to the same point) from the same history, one pass in ledger order."""
+    source: Literal["partner ledger", "coordinator records"]
     if d.entries is not None:
         source = "partner ledger"
         items = [(e.seq, e.run_id, e.mechanism()) for e in d.entries if e.kind == RESERVE]
@@ -316,11 +349,15 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
                 fail("accountant", f"run {run.id} round {r.round}: claimed {label} "
                                    f"{claimed:.4f}, recomputed {recomputed:.4f} (difference "
                                    f"{difference:+.4f}, tolerance ±{tolerance(claimed):.4f}); "
-                                   + _why(difference, source))
+                                   + _why(difference, source, d.ledger is not None))
         last = (r.lifetime_epsilon, lifetime.epsilon(r.delta))
     latest = d.records[-1][1]
     history = [m for seq, _, m in items if seq <= latest.ledger_seq]
     claimed, recomputed = last
+    cap = latest.epsilon_cap
+    if max(claimed, recomputed) > cap + tolerance(cap):
+        fail("budget", f"lifetime ε {max(claimed, recomputed):.4f} (run {d.records[-1][0].id} "
+                       f"round {latest.round}) is over the partner's cap {cap:g}")
     return AccountantResult(
         partner=d.partner, dataset=d.dataset, delta=latest.delta,
         epsilon_cap=latest.epsilon_cap, history=source, reports=len(d.records),
@@ -330,10 +367,10 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
         ok=not any(f.check == "accountant" and f.subject == d.subject for f in findings))
 
 
-def _why(difference: float, source: str) -> str:
+def _why(difference: float, source: str, ledger_given: bool) -> str:
     if difference < 0:
         return "the claim is below what its mechanisms spent"
-    if source == "coordinator records":
+    if source == "coordinator records" and not ledger_given:
         return ("the claim is above what the recorded mechanisms spent (is a round missing "
                 "from the coordinator's records? give the partner's ledger export)")
     return "the claim is above what its mechanisms spent"
@@ -377,5 +414,5 @@ class _Fail:
     def __init__(self, subject: str, findings: list[Finding]) -> None:
         self.subject, self.findings = subject, findings
 
-    def __call__(self, check: str, message: str) -> None:
+    def __call__(self, check: Check, message: str) -> None:
         self.findings.append(Finding(check=check, subject=self.subject, message=message))

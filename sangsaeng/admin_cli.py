@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -41,7 +42,11 @@ def _store(url: str | None) -> Store:
 
 def _audit(store: Store, action: str, detail: str) -> None:
     """Operator commands change what the API serves: they go in the audit log too."""
-    store.append_audit(actor=f"operator {getpass.getuser()}@{socket.gethostname()}",
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a uid without a passwd entry (containers)
+        user = f"uid {os.getuid()}"
+    store.append_audit(actor=f"operator {user}@{socket.gethostname()}",
                        role="admin", tenant=None, action=f"cli: admin {action}",
                        outcome="ok", detail=detail)
 

@@ -3,7 +3,7 @@
 path), when, and the outcome (HTTP status). Liveness and readiness probes are left out.
 
 The entry is committed before the response starts, so no answered request goes unlogged;
-a request that dies without an answer is logged as a 500.
+a request that dies without an answer is logged as a 500 (or as cancelled).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .store import Store
 
 DETAIL_KEY = "audit_detail"  # request.state.<this>: what a route adds, e.g. the run it made
+MAX_PATH = 300  # longer paths (uvicorn takes up to ~16 KB) are cut: the store's column is 500
 
 
 class AuditMiddleware:
@@ -41,18 +42,23 @@ class AuditMiddleware:
 
         try:
             await self.app(scope, receive, audited_send)
-        except Exception:
-            if not logged:
-                await run_in_threadpool(self._record, scope, state, "500")
+        except BaseException as err:
+            if not logged:  # synchronously: a cancelled task cannot await any more
+                self._record(scope, state, "500" if isinstance(err, Exception)
+                             else "cancelled before a response")
             raise
 
     def _record(self, scope: Scope, state: dict[str, Any], outcome: str) -> None:
         account = state.get("account")
         if account is not None:
             actor, role, tenant = account.name, account.role.value, account.tenant
-        else:
+        else:  # not authenticated: no token, a bad one, or a request that never got that far
             presented = any(k == b"authorization" for k, _ in scope.get("headers", []))
-            actor, role, tenant = ("invalid token" if presented else "anonymous"), None, None
+            actor = "invalid token" if presented and outcome == "401" else "anonymous"
+            role = tenant = None
+        path = scope["path"]
+        if len(path) > MAX_PATH:
+            path = f"{path[:MAX_PATH]}… ({len(path)} characters)"
         self.store.append_audit(actor=actor, role=role, tenant=tenant,
-                                action=f"{scope['method']} {scope['path']}", outcome=outcome,
+                                action=f"{scope['method']} {path}", outcome=outcome,
                                 detail=state.get(DETAIL_KEY))

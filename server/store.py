@@ -345,8 +345,8 @@ class Store:
     def append_audit(self, *, actor: str, role: str | None, tenant: str | None, action: str,
                      outcome: str, detail: str | None = None) -> AuditEntry:
         """Append to the hash-chained audit log. Two writers (the API and an operator's
-        CLI) may race for the next seq: the loser's insert fails on the primary key (or,
-        on SQLite, on its stale snapshot) and it tries again on the new head."""
+        CLI) may race for the next seq: the loser's insert fails on the primary key (or on
+        SQLite's lock) and it tries again on the new head."""
         attempt = 0
         while True:
             try:

@@ -64,31 +64,36 @@ class VerifyResult(BaseModel):
 
 
 def verify_chain(rows: list[dict[str, object]], head: tuple[int, str] | None) -> VerifyResult:
-    """Walk the chain from genesis; name the first entry that was edited, removed or
-    re-ordered, or a last entry that disagrees with the head."""
-    prev_hash, reserves = GENESIS, set()
+    """Walk the chain from genesis; name the first entry that was edited, removed,
+    re-ordered or made malformed, a reserve committed twice, or a last entry that
+    disagrees with the head."""
+    prev_hash, reserves, committed = GENESIS, set(), set()
     for expected_seq, row in enumerate(rows, start=1):
-        seq = int(row["seq"])  # type: ignore[call-overload]
         problem = None
         try:
             entry = Entry.model_validate(row)
         except ValidationError:
-            problem = "it is malformed (a field was edited to an impossible value)"
-        else:
-            if seq != expected_seq:
-                problem = f"entry {expected_seq} is missing (the next one is {seq})"
-            elif entry.prev_hash != prev_hash:
-                problem = ("its previous-hash does not match the entry before it (this entry "
-                           "or the one before it was altered)")
-            elif entry.hash != entry.expected_hash():
-                problem = "its content does not match its hash (edited)"
-            elif entry.kind == COMMIT and entry.ref not in reserves:
-                problem = "it commits a reserve that is not in the ledger before it"
+            return VerifyResult(ok=False, entries=len(rows), first_broken_seq=expected_seq,
+                                problem="it is malformed (a field was edited to an impossible "
+                                        "value)")
+        if entry.seq != expected_seq:
+            problem = f"entry {expected_seq} is missing (the next one is {entry.seq})"
+        elif entry.prev_hash != prev_hash:
+            problem = ("its previous-hash does not match the entry before it (this entry "
+                       "or the one before it was altered)")
+        elif entry.hash != entry.expected_hash():
+            problem = "its content does not match its hash (edited)"
+        elif entry.kind == COMMIT and entry.ref not in reserves:
+            problem = "it commits a reserve that is not in the ledger before it"
+        elif entry.kind == COMMIT and entry.ref in committed:
+            problem = "it commits a reserve that was already committed"
         if problem:
             return VerifyResult(ok=False, entries=len(rows),
-                                first_broken_seq=min(seq, expected_seq), problem=problem)
+                                first_broken_seq=min(entry.seq, expected_seq), problem=problem)
         if entry.kind == RESERVE:
             reserves.add(entry.seq)
+        else:
+            committed.add(entry.ref)
         prev_hash = entry.hash
     last = (int(rows[-1]["seq"]), str(rows[-1]["hash"])) if rows else None  # type: ignore[call-overload]
     if head != last:  # name the head's entry if it is in range, else the first one missing

@@ -312,3 +312,88 @@ def test_bad_options_are_refused_before_asking_the_api(records: Records, args: l
     assert result.returncode == 2 and message in result.stdout
     # nothing was asked of the API (serve() made one token, which is not an API request)
     assert records.store.execute("SELECT count(*) FROM audit_log").fetchone()[0] == before
+
+
+def test_one_update_counted_twice_is_named(records: Records) -> None:
+    """The coordinator records the same ledger entry for a second node."""
+    db = records.store
+    db.execute("INSERT INTO privacy_records (run_id, round, node_id, partner, dataset, "
+               "noise_multiplier, sample_rate, steps, delta, epsilon, lifetime_epsilon, "
+               "epsilon_cap, ledger_seq, ledger_hash, recorded_at) SELECT run_id, round, "
+               "'forged-node', partner, dataset, noise_multiplier, sample_rate, steps, delta, "
+               "epsilon, lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at "
+               "FROM privacy_records WHERE partner = 'north-bank' AND round = 2")
+    found = failures(records.verify())
+    assert ("FAIL [cross-check] north-bank / caravan: run 1 round 2 and run 1 round 2 both "
+            "name ledger entry 4: one update counted twice") in found
+
+
+def test_a_committed_update_without_a_coordinator_record_is_reported(records: Records) -> None:
+    db = records.store
+    flower_run = db.execute("SELECT flower_run_id FROM runs WHERE id = 1").fetchone()[0]
+    db.execute("DROP TRIGGER privacy_records_no_delete")
+    db.execute("DELETE FROM privacy_records WHERE partner = 'north-bank' AND round = 2")
+    result = records.verify()
+    assert result.returncode == 0, result.stdout  # the ledger still holds what was spent
+    assert ("warning: north-bank / caravan: the ledger commits updates the coordinator has no "
+            f"record of: entry 4 (Flower run {flower_run} round 2)") in result.stdout
+
+
+def test_a_task_swapped_in_the_coordinators_records_is_named(records: Records) -> None:
+    records.store.execute(f"UPDATE runs SET task_sha256 = '{'f' * 64}'")
+    found = failures(records.verify())
+    for partner in PARTNERS:
+        for round_, entry in ((1, 1), (2, 3)):
+            assert (f"FAIL [cross-check] {partner} / caravan: run 1 round {round_}: ledger entry "
+                    f"{entry} trained task {TASK.sha256()[:12]}, the coordinator recorded task "
+                    f"{'f' * 12} for the run") in found
+
+
+def test_a_lifetime_epsilon_over_the_cap_is_named(records: Records) -> None:
+    policy = records.workdir / "partners" / "south-insurance.policy.toml"
+    policy.write_text(policy.read_text().replace("epsilon_cap = 100.0", "epsilon_cap = 1.5"))
+    db = records.store
+    db.execute("DROP TRIGGER privacy_records_no_update")
+    db.execute("UPDATE privacy_records SET epsilon_cap = 1.5 WHERE partner = 'south-insurance'")
+    found = failures(records.verify())
+    assert any(f.startswith("FAIL [budget] south-insurance / caravan: lifetime ε ")
+               and "(run 1 round 2) is over the partner's cap 1.5" in f for f in found)
+    assert any(f.startswith("FAIL [budget] south-insurance / caravan: the ledger's lifetime ε ")
+               and f.endswith("is over the partner's cap 1.5") for f in found)
+
+
+def test_a_key_other_than_the_pinned_one_is_named(records: Records) -> None:
+    [(south_key,)] = records.store.execute(
+        "SELECT public_key FROM partners WHERE name = 'south-insurance'").fetchall()
+    found = failures(records.verify("--partner-key", f"north-bank={south_key}"))
+    assert ("FAIL [signature] north-bank: the key the coordinator has registered for this "
+            "partner is not the one pinned with --partner-key") in found
+    assert any(f.startswith("FAIL [signature] north-bank / caravan: north-bank.ledger.json: the "
+                            "signature does not verify") for f in found)
+
+
+def test_a_log_cut_back_past_an_earlier_audits_anchor_is_named(records: Records) -> None:
+    seq, hash_ = records.store.execute(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    assert records.verify("--log-anchor", f"{seq}:{hash_}").returncode == 0
+    db = records.store
+    db.execute("DROP TRIGGER audit_log_no_delete")
+    db.execute(f"DELETE FROM audit_log WHERE seq >= {seq}")  # the chain that is left is intact
+    found = failures(records.verify("--log-anchor", f"{seq}:{hash_}"))
+    assert found == [f"FAIL [audit log] audit log: entry {seq} as seen earlier (--log-anchor) is "
+                     "not in the log (the log was cut or rewritten from there)"]
+
+
+def test_operator_commands_are_in_the_audit_log(records: Records) -> None:
+    url = f"sqlite:///{records.workdir / 'store.db'}"
+    key = create_key(records.workdir / "new-partner.pem")
+    done = subprocess.run([SANGSAENG, "admin", "partner", "add", "east-credit", "--public-key",
+                           key, "--store-url", url], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    actor, role, action, outcome, detail = records.store.execute(
+        "SELECT actor, role, action, outcome, detail FROM audit_log ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    assert actor.startswith("operator ") and (role, action, outcome) == (
+        "admin", "cli: admin partner add", "ok")
+    assert detail == f"'east-credit', key {key}"
+    assert records.verify().returncode == 0  # and the chain still holds
