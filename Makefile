@@ -30,7 +30,7 @@ test: install $(CHROMIUM)
 $(CHROMIUM):
 	@if [ "$$(id -u)" != 0 ]; then echo "the tests need $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy sangsaeng shared client server
