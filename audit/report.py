@@ -206,7 +206,8 @@ def _epsilon_plots(runs: list[AuditRun], colours: dict[str, str]) -> str:
     figures = "".join(_epsilon_plot(run, colours) for run in runs if run.records)
     return ('<section id="epsilon-plots"><h2>ε over rounds, per run</h2><p class="meta">Solid: '
             "the dataset's lifetime ε after each round the partner reported; dashed: the ε of "
-            "this run alone (drawn where it differs); dotted: a partner's cap.</p>"
+            "this run alone (drawn where it differs); dotted: a partner's cap. Partners that "
+            "spent the same share one line (the table under Mechanisms has each).</p>"
             f"{figures or '<p>No run has privacy reports yet.</p>'}</section>")
 
 
