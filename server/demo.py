@@ -41,12 +41,15 @@ from .catalogue import DatasetEntry
 from .coordinator import Coordinator
 from .demo_data import caravan_columns, write_partitions, write_policy
 from .deployment import PartnerNode
+from .runs import END_GRACE
 from .store import COMPLETED, OPEN
 
 # partner -> its lifetime epsilon cap on the dataset (its policy, not the task's)
 PARTNERS = {"hanbit-bank": 10.0, "daehan-insurance": 10.0, "minjung-mutual": 6.0}
 DEMO_TENANT = "demo-startup"
-STOP_GRACE_SECONDS = 15
+# The ServerApp records a stop within seconds; if it cannot (Flower ends it hard after 5 s),
+# reconciliation records it after END_GRACE. Either way the store says how the run ended.
+STOP_GRACE_SECONDS = END_GRACE.total_seconds() + 15
 
 
 def default_task_path() -> Path:

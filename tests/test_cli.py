@@ -134,7 +134,7 @@ def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
             break
     assert seen and "round 1/20" in seen[-1], "".join(seen)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) == 130
+    assert proc.wait(timeout=120) == 130
     time.sleep(0.5)  # let the reader thread drain the pipe
     while not lines.empty():
         seen.append(lines.get())
