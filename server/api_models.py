@@ -4,8 +4,9 @@ store's rows; they carry aggregates and privacy parameters, never data."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sangsaeng.shared.task import TaskSpec
 
@@ -28,7 +29,17 @@ class Me(BaseModel):
     tenant: str | None
 
 
-class PartnerPrivacy(BaseModel):
+class FromRow(BaseModel):
+    """A body that is a store row's columns as they are: `Model.of(row)`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    @classmethod
+    def of(cls, row: object) -> Self:
+        return cls.model_validate(row)
+
+
+class PartnerPrivacy(FromRow):
     """One partner's DP-SGD mechanism in one round and its ε after it (δ as given)."""
 
     partner: str
@@ -40,10 +51,6 @@ class PartnerPrivacy(BaseModel):
     epsilon: float = Field(description="this run so far, on this partner's dataset")
     lifetime_epsilon: float = Field(description="every run so far on this dataset")
     epsilon_cap: float
-
-    @classmethod
-    def of(cls, record: PrivacyRecord) -> PartnerPrivacy:
-        return cls.model_validate(record, from_attributes=True)
 
 
 class RoundOut(BaseModel):

@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field
 
 from sangsaeng.shared.accounting import Mechanism, epsilon
 
-from .store import AuditEntry, Partner, PrivacyRecord, Run
+from .api_models import FromRow
+from .store import PrivacyRecord, Run
 
 
-class AuditRecord(BaseModel):
+class AuditRecord(FromRow):
     """One partner's report of one round: the mechanism it ran and the ε it claims."""
 
     round: int
@@ -30,10 +31,6 @@ class AuditRecord(BaseModel):
     ledger_seq: int = Field(description="the partner ledger's commit entry for this update")
     ledger_hash: str
     recorded_at: dt.datetime
-
-    @classmethod
-    def of(cls, record: PrivacyRecord) -> AuditRecord:
-        return cls.model_validate(record, from_attributes=True)
 
 
 class AuditRun(BaseModel):
@@ -92,17 +89,13 @@ class DatasetSpend(BaseModel):
         return spends
 
 
-class PartnerKey(BaseModel):
+class PartnerKey(FromRow):
     name: str
     public_key: str = Field(description="Ed25519, base64 of the 32 raw bytes")
     registered_at: dt.datetime
 
-    @classmethod
-    def of(cls, row: Partner) -> PartnerKey:
-        return cls.model_validate(row, from_attributes=True)
 
-
-class AuditLogEntry(BaseModel):
+class AuditLogEntry(FromRow):
     seq: int
     time: str
     actor: str
@@ -113,7 +106,3 @@ class AuditLogEntry(BaseModel):
     detail: str | None
     prev_hash: str
     hash: str = Field(description="sha256 of the canonical JSON of the other fields")
-
-    @classmethod
-    def of(cls, row: AuditEntry) -> AuditLogEntry:
-        return cls.model_validate(row, from_attributes=True)
