@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test bench lint clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,11 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" != 0 ]; then echo "the tests need $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about N minutes).
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/report.py
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy sangsaeng shared client server

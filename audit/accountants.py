@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.accounting import ORDERS, Mechanism
 
 if TYPE_CHECKING:
     from dp_accounting.dp_event import DpEvent
@@ -35,7 +35,7 @@ PLD_DISCRETISATION = 1e-3  # pessimistic: the PLD ε is an upper bound, to withi
 # The orders a claim is optimised over: Opacus' RDPAccountant.DEFAULT_ALPHAS, which the
 # partner's accountant uses (README, Privacy model). They are part of the claimed analysis:
 # dp_accounting's own defaults add orders up to 1024, which give a smaller ε for small ε.
-CLAIMED_ORDERS = [1 + x / 10 for x in range(1, 100)] + list(range(12, 64))
+CLAIMED_ORDERS = ORDERS
 
 
 def tolerance(claimed: float) -> float:

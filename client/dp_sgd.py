@@ -1,30 +1,27 @@
-"""Local DP-SGD with Opacus: Poisson sampling, per-sample clipping, Gaussian noise."""
+"""Local DP-SGD: Poisson sampling, per-sample clipping, Gaussian noise (client/ghost_step.py)."""
 
 from __future__ import annotations
 
-import copy
 import math
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from sangsaeng.shared.accounting import ACCOUNTANT, Mechanism, noise_for_target
+from sangsaeng.shared.accounting import Mechanism, noise_for_target
 from sangsaeng.shared.task import TaskSpec
+
+from .ghost_step import GhostDPSGD, PoissonSampler
 
 
 def plan(task: TaskSpec, n_train: int) -> Mechanism:
-    """The mechanism one local round will run on `n_train` rows, as Opacus accounts it.
-
-    Opacus' DPDataLoader samples each row with probability 1 / ceil(n / batch)
-    (opacus/data_loader.py, DPDataLoader.from_data_loader); its sampler runs int(1 / that)
-    steps per epoch (opacus/utils/uniform_sampler.py), one fewer for some sizes through
-    float rounding; and PrivacyEngine accounts q = 1 / steps-per-epoch, which is never below
-    the true sampling probability, so the epsilon is an upper bound. We plan exactly that.
+    """The mechanism one local round runs on `n_train` rows: ceil(n / batch) steps per
+    epoch, each on a Poisson sample that takes every row independently with probability
+    q = 1 / ceil(n / batch), so an epoch sees each row once in expectation. The sampled
+    Gaussian mechanism is accounted with exactly this q (Mironov, Talwar, Zhang 2019).
     With a target epsilon, sigma is chosen so that all rounds of the run stay within it.
     """
-    steps_per_epoch = int(1 / (1 / math.ceil(n_train / task.batch_size)))
+    steps_per_epoch = math.ceil(n_train / task.batch_size)
     sample_rate = 1 / steps_per_epoch
     steps = steps_per_epoch * task.local_epochs
     sigma = task.dp.noise_multiplier
@@ -36,38 +33,23 @@ def plan(task: TaskSpec, n_train: int) -> Mechanism:
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
-          mechanism: Mechanism, seed: int | None = None) -> Mechanism:
-    """Run one local round of DP-SGD in place on `model`; return what Opacus accounted,
-    after checking that it is exactly `mechanism` (if not, `model` is left untouched)."""
-    from opacus import PrivacyEngine  # heavy import, only on the training path
-
-    if seed is not None:
-        torch.manual_seed(seed)
-    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=task.batch_size)
-    work = copy.deepcopy(model)  # Opacus leaves hooks on the module it wraps; keep `model` clean
-    optimizer = torch.optim.SGD(work.parameters(), lr=task.learning_rate)
-    work.train()
-    loss_fn = nn.CrossEntropyLoss()
-    # Opacus warns on every call that secure_mode is off (see README, privacy model) and
-    # torch about full backward hooks when inputs need no grad; neither is news.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        engine = PrivacyEngine(accountant=ACCOUNTANT)
-        private_model, optimizer, loader = engine.make_private(
-            module=work, optimizer=optimizer, data_loader=loader,
-            noise_multiplier=mechanism.noise_multiplier, max_grad_norm=task.dp.max_grad_norm,
-            poisson_sampling=True,
-        )
-        for _ in range(task.local_epochs):
-            for xb, yb in loader:
-                optimizer.zero_grad(set_to_none=True)
-                loss_fn(private_model(xb), yb).backward()
-                optimizer.step()
-    done = [Mechanism(noise_multiplier=s, sample_rate=q, steps=n)
-            for s, q, n in engine.accountant.history]
-    if len(done) != 1 or done[0] != mechanism:  # a bug, not data: discard the update
-        raise RuntimeError("Opacus ran a different mechanism than planned")
-    model.load_state_dict(work.state_dict())
-    return done[0]
+          mechanism: Mechanism, seed: int | None = None) -> None:
+    """Run `mechanism` in place on `model`: its steps of DP-SGD, each on a Poisson sample
+    of the rows with its rate and noise multiplier. Every step runs, an empty sample
+    too (its update is noise alone), so the accountant's step count is the truth.
+    `seed` makes sampling and noise reproducible (tests only: the default draws both
+    from the OS)."""
+    # Weights drifting under DP noise produce subnormal floats, which x86 computes ~100x
+    # slower; flushing them to zero changes nothing a float32 model can tell apart.
+    torch.set_flush_denormal(True)
+    features, labels = torch.from_numpy(x), torch.from_numpy(y)
+    sample = PoissonSampler(len(labels), mechanism.sample_rate, seed)
+    # Opacus also divides the clipped, noised sum by the expected batch size, not the
+    # realised one (opacus/optimizers/optimizer.py, DPOptimizer.scale_grad).
+    dp_step = GhostDPSGD(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
+                         noise_multiplier=mechanism.noise_multiplier,
+                         expected_batch_size=mechanism.sample_rate * len(labels), seed=seed)
+    model.train()
+    for _ in range(mechanism.steps):
+        rows = sample()
+        dp_step.step(features[rows], labels[rows])

@@ -12,8 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+from flwr.app.user_config import UserConfig
 from flwr.common.serde import fab_to_proto, user_config_to_proto
-from flwr.proto.control_pb2 import ListRunsRequest, StartRunRequest, StopRunRequest
+from flwr.proto.control_pb2 import (
+    ConfigureSimulationFederationRequest,
+    ListRunsRequest,
+    StartRunRequest,
+    StopRunRequest,
+)
+from flwr.proto.federation_config_pb2 import SimulationConfig
 from flwr.supercore.control.control_http_client import ControlHttpClient
 from flwr.supercore.error.base import ApiErrorCode
 from flwr.supercore.fab import Fab
@@ -31,6 +38,7 @@ class FlowerRunStatus:
     sub_status: str  # "completed", "failed", "stopped" or "" while not finished
     details: str
     finished_at: dt.datetime | None = None
+    running_at: dt.datetime | None = None  # when its ServerApp started
 
     @property
     def finished(self) -> bool:
@@ -47,11 +55,16 @@ class FlowerControl:
         """Start a run of Sangsaeng's app on `task_json` (from a validated TaskSpec.to_json();
         the ServerApp and every ClientApp validate it again themselves), recorded in the
         store as `store_run_id`. Use runs.start_run, which creates that record first."""
-        fab_bytes, fab_hash = build_fab()
+        return self.start_app(build_fab(), {RUN_CONFIG_KEY: task_json,
+                                            STORE_RUN_CONFIG_KEY: store_run_id})
+
+    def start_app(self, fab: tuple[bytes, str], config: UserConfig) -> int:
+        """Start a run of the Flower app in `fab` (bytes, sha256) with `config` as its
+        run config; the Flower run id."""
+        fab_bytes, fab_hash = fab
         response = self._client.StartRun(StartRunRequest(
             fab=fab_to_proto(Fab(fab_hash, fab_bytes, {})),
-            override_config=user_config_to_proto({RUN_CONFIG_KEY: task_json,
-                                                  STORE_RUN_CONFIG_KEY: store_run_id}),
+            override_config=user_config_to_proto(config),
         ))
         if not response.HasField("run_id"):
             raise RuntimeError("the SuperLink did not start the run")
@@ -69,7 +82,15 @@ class FlowerControl:
             return None
         run = runs[run_id]
         return FlowerRunStatus(run.status.status, run.status.sub_status, run.status.details,
-                               _timestamp(run.finished_at))
+                               _timestamp(run.finished_at), _timestamp(run.running_at))
+
+    def configure_simulation(self, virtual_nodes: int, cpus_per_node: int, cpus: int) -> None:
+        """Size the simulation engine of a SuperLink started with --simulation (see
+        LocalDeployment.simulation): the virtual SuperNodes of every later run, and the
+        Ray CPUs each ClientApp takes out of `cpus`."""
+        self._client.ConfigureSimulationFederation(ConfigureSimulationFederationRequest(
+            config=SimulationConfig(num_supernodes=virtual_nodes, init_args_num_cpus=cpus,
+                                    client_resources_num_cpus=cpus_per_node)))
 
     def stop_run(self, run_id: int) -> None:
         self._client.StopRun(StopRunRequest(run_id=run_id))

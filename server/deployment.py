@@ -51,6 +51,9 @@ class LocalDeployment:
     store_url: str
     partners: list[PartnerNode] = field(default_factory=list)
     database: Path | None = None  # the SuperLink's own state; in memory if None
+    # Run every run in Flower's simulation engine (virtual SuperNodes on Ray, sized by
+    # the Control API's ConfigureSimulationFederation) instead of on real SuperNodes.
+    simulation: bool = False
     port: int = field(default_factory=free_port)
     node_ports: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -65,10 +68,11 @@ class LocalDeployment:
     def __enter__(self) -> LocalDeployment:
         self.workdir.mkdir(parents=True, exist_ok=True)
         database = ["--database", str(self.database)] if self.database else []
+        simulation = ["--simulation"] if self.simulation else []
         try:
             self._spawn("superlink", [
                 "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
-                "--host", LOOPBACK, "--port", str(self.port), *database,
+                "--host", LOOPBACK, "--port", str(self.port), *database, *simulation,
             ], env={settings.STORE_URL_ENV: self.store_url})
             self._await_port(self.port, self.processes[0])
             for partner in self.partners:

@@ -10,6 +10,7 @@ from sangsaeng.shared.task import TaskSpec
 
 from . import settings
 from .control import STORE_RUN_CONFIG_KEY
+from .prompt_grid import PromptGrid
 from .store import COMPLETED, FAILED, STOPPED, Store
 from .strategy import RecordingFedAvg, RunFailed
 
@@ -24,7 +25,7 @@ def main(grid: Grid, context: Context) -> None:
     strategy = RecordingFedAvg(task, store, run_id)
     try:
         initial = build_model(task, seed=task.seed).state_dict()
-        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial),
+        result = strategy.start(grid=PromptGrid(grid), initial_arrays=ArrayRecord(initial),
                                 num_rounds=task.rounds, timeout=task.round_timeout)
         store.end_run(run_id, COMPLETED, model=_weights(result.arrays))
     except BaseException as err:

@@ -10,12 +10,17 @@ opacus/accountants/rdp.py, with its default orders.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Iterable
+from types import ModuleType
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ACCOUNTANT = "rdp"
 PRIVACY_KEY = "privacy"  # the ConfigRecord holding a PrivacyReport in a train reply
+# RDPAccountant.DEFAULT_ALPHAS (opacus/accountants/rdp.py): the orders epsilon is taken over
+ORDERS = [1 + x / 10 for x in range(1, 100)] + list(range(12, 64))
+EPSILON_TOLERANCE = 0.01  # noise_for_target lands this close below the target, as Opacus'
 
 
 class Mechanism(BaseModel):
@@ -28,30 +33,61 @@ class Mechanism(BaseModel):
     steps: int = Field(ge=0)
 
 
-def epsilon(history: Iterable[Mechanism], delta: float) -> float:
-    """Epsilon at `delta` of the composition of every mechanism in `history`."""
-    from opacus.accountants import RDPAccountant  # import cost ~1.3 s: only when accounting
+@functools.cache
+def _opacus_rdp() -> ModuleType:
+    """Opacus' RDP analysis (opacus/accountants/analysis/rdp.py), loaded on its own.
 
-    accountant = RDPAccountant()
-    accountant.history = [
-        (m.noise_multiplier, m.sample_rate, m.steps) for m in history if m.steps > 0
-    ]
-    return float(accountant.get_epsilon(delta=delta)) if accountant.history else 0.0
+    `import opacus...` first runs opacus/__init__, which loads Opacus' whole training
+    stack (torch.distributed, sympy, scipy.stats): ~1.3 s in every ClientApp process, and
+    Flower starts one per message. The analysis module needs only numpy and scipy.special.
+    """
+    package = importlib.util.find_spec("opacus")  # locates it without running __init__
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("opacus is not installed")
+    path = f"{package.submodule_search_locations[0]}/accountants/analysis/rdp.py"
+    spec = importlib.util.spec_from_file_location("sangsaeng_opacus_rdp", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def epsilon(history: Iterable[Mechanism], delta: float) -> float:
+    """Epsilon at `delta` of the composition of every mechanism in `history`: what
+    Opacus' RDPAccountant.get_epsilon returns for this history (its code, its orders)."""
+    analysis = _opacus_rdp()
+    rdp = [analysis.compute_rdp(q=m.sample_rate, noise_multiplier=m.noise_multiplier,
+                                steps=m.steps, orders=ORDERS)
+           for m in history if m.steps > 0]
+    if not rdp:
+        return 0.0
+    eps, _ = analysis.get_privacy_spent(orders=ORDERS, rdp=sum(rdp), delta=delta)
+    return float(eps)
 
 
 def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
-    """Smallest noise multiplier (to Opacus' search tolerance) keeping the run within target."""
-    from opacus.accountants.utils import get_noise_multiplier
+    """A noise multiplier whose epsilon after `steps` is at most `target_epsilon` and
+    within EPSILON_TOLERANCE of it (Opacus' get_noise_multiplier searches the same way,
+    but importing it loads all of Opacus). Epsilon falls as sigma grows: bracket, then
+    bisect, always keeping the side that meets the target."""
+    def eps(sigma: float) -> float:
+        return epsilon([Mechanism(noise_multiplier=sigma, sample_rate=sample_rate,
+                                  steps=steps)], delta)
 
-    return float(
-        get_noise_multiplier(
-            target_epsilon=target_epsilon,
-            target_delta=delta,
-            sample_rate=sample_rate,
-            steps=steps,
-            accountant=ACCOUNTANT,
-        )
-    )
+    low, high = 0.5, 1.0  # eps(low) > target >= eps(high) once bracketed
+    for _ in range(64):
+        if eps(high) > target_epsilon:
+            low, high = high, high * 2
+        elif eps(low) <= target_epsilon:
+            low, high = low / 2, low
+        else:
+            break
+    else:
+        raise ValueError(f"no noise multiplier reaches epsilon {target_epsilon:g}")
+    while target_epsilon - eps(high) > EPSILON_TOLERANCE and high - low > 1e-9 * high:
+        mid = (low + high) / 2
+        low, high = (mid, high) if eps(mid) > target_epsilon else (low, mid)
+    return high
 
 
 class PrivacyReport(BaseModel):

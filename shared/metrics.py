@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+import pandas as pd
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -12,7 +12,8 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(scores)  # ties get their average rank
+    # ties get their average rank (pandas: scipy.stats costs ~0.6 s to import)
+    ranks = pd.Series(scores).rank(method="average").to_numpy()
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 

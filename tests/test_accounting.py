@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from sangsaeng.shared.accounting import Mechanism, epsilon, noise_for_target
@@ -40,3 +43,27 @@ def test_mechanism_rejects_impossible_parameters() -> None:
         Mechanism(noise_multiplier=0, sample_rate=0.1, steps=1)
     with pytest.raises(ValueError):
         Mechanism(noise_multiplier=1, sample_rate=1.5, steps=1)
+
+
+@pytest.mark.parametrize("target, q, steps", [(0.5, 0.01, 100), (3.0, 0.04, 500),
+                                              (8.0, 0.2, 40), (50.0, 0.5, 10)])
+def test_noise_for_target_agrees_with_opacus(target: float, q: float, steps: int) -> None:
+    from opacus.accountants.utils import get_noise_multiplier
+
+    ours = noise_for_target(target, DELTA, sample_rate=q, steps=steps)
+    theirs = get_noise_multiplier(target_epsilon=target, target_delta=DELTA, sample_rate=q,
+                                  steps=steps, accountant="rdp")
+    assert epsilon([Mechanism(noise_multiplier=ours, sample_rate=q, steps=steps)],
+                   DELTA) <= target
+    assert ours == pytest.approx(theirs, rel=0.01)
+
+
+def test_the_accountant_does_not_load_opacus_training_stack() -> None:
+    """Flower starts a ClientApp process per message: Opacus' package import (~1.3 s)
+    would be paid on every round."""
+    code = ("import sys; from sangsaeng.shared.accounting import epsilon, Mechanism; "
+            "epsilon([Mechanism(noise_multiplier=1, sample_rate=0.1, steps=5)], 1e-5); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('opacus', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

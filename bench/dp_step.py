@@ -1,0 +1,155 @@
+"""Local training throughput: plain SGD (no DP, the floor) vs Opacus `hooks` vs Sangsaeng's
+ghost-norm step (client/ghost_step.py), for the registry's models.
+
+    .venv/bin/python bench/dp_step.py [--rows 51200] [--batch 256] [--reps 7]
+
+Every variant runs the whole step (batch selection, forward, backward, clipping, noise,
+update) on in-memory tensors, so the DP/plain ratio is the cost of privacy alone; the DP
+variants sample by Poisson in O(batch) (client/ghost_step.PoissonSampler; Opacus gets the
+same indices). Variants run round-robin, each rep calibrated to about a second; the
+medians of the reps are printed with their DP/plain ratio. Ratios, not absolute speeds,
+are what carries over between runs on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from sangsaeng.client.ghost_step import GhostDPSGD, PoissonSampler
+
+SIGMA, CLIP, LR = 1.0, 1.0, 0.05
+Step = Callable[[], None]
+
+
+def models() -> dict[str, Callable[[], nn.Module]]:
+    """The registry's models (shared/models.py), as a task would name them."""
+    from sangsaeng.server.demo import default_task_path
+    from sangsaeng.shared.models import REGISTRY, build_model
+    from sangsaeng.shared.preprocess import input_dim
+    from sangsaeng.shared.task import ModelSpec, load_task
+
+    demo = load_task(default_task_path())
+    return {
+        "logreg 100→2": lambda: REGISTRY["logreg"](ModelSpec(kind="logreg"), 100, 2),
+        "mlp 100→256→256→2": lambda: REGISTRY["mlp"](ModelSpec(kind="mlp", hidden=[256, 256]),
+                                                     100, 2),
+        f"demo mlp {input_dim(demo)}→16→2": lambda: build_model(demo, seed=0),
+    }
+
+
+def plain(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> Step:
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    order, at = torch.randperm(len(y)), 0
+
+    def step() -> None:  # the next slice of a shuffled epoch
+        nonlocal order, at
+        if at + batch > len(y):
+            order, at = torch.randperm(len(y)), 0
+        idx = order[at:at + batch]
+        at += batch
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        optimizer.step()
+    return step
+
+
+def opacus_hooks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> Step:
+    from opacus import PrivacyEngine
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        private, optimizer, _ = PrivacyEngine().make_private(
+            module=model, optimizer=torch.optim.SGD(model.parameters(), lr=LR),
+            data_loader=loader, noise_multiplier=SIGMA, max_grad_norm=CLIP,
+            poisson_sampling=True, grad_sample_mode="hooks")
+    sample = PoissonSampler(len(y), batch / len(y), seed=0)
+
+    def step() -> None:
+        idx = sample()
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(private(x[idx]), y[idx]).backward()
+        optimizer.step()
+    return step
+
+
+def sangsaeng(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) -> Step:
+    sample = PoissonSampler(len(y), batch / len(y), seed=0)
+    dp = GhostDPSGD(model, lr=LR, max_grad_norm=CLIP, noise_multiplier=SIGMA,
+                    expected_batch_size=batch)
+
+    def step() -> None:
+        idx = sample()
+        dp.step(x[idx], y[idx])
+    return step
+
+
+VARIANTS = {"plain PyTorch (no DP)": plain, "Opacus hooks": opacus_hooks,
+            "Sangsaeng ghost step": sangsaeng}
+
+
+def measure(steps: dict[str, Step], batch: int, reps: int) -> dict[str, float]:
+    """Median samples/s of each step over `reps` round-robin reps of about a second."""
+    counts = {}
+    for name, step in steps.items():  # warm up, then size a rep to ~1 s
+        for _ in range(10):
+            step()
+        start = time.perf_counter()
+        for _ in range(20):
+            step()
+        counts[name] = max(5, int(20 / (time.perf_counter() - start)))
+    speeds: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(reps):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(counts[name]):
+                step()
+            speeds[name].append(counts[name] * batch / (time.perf_counter() - start))
+    return {name: statistics.median(s) for name, s in speeds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=51_200)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    # Weights that drift under DP noise make subnormal floats, which x86 computes ~100x
+    # slower; flushing them to zero (as the client does) speeds every variant, DP or not.
+    torch.set_flush_denormal(True)
+    print(f"machine: {platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+          f"Python {platform.python_version()}; {args.rows} rows, batch {args.batch}, "
+          "subnormals flushed, "
+          f"σ={SIGMA}, C={CLIP}; median of {args.reps} reps")
+    print(f"| model | {' | '.join(f'{v} samples/s' for v in VARIANTS)} | "
+          "Opacus/plain | Sangsaeng/plain |")
+    print("|---|" + "--:|" * (len(VARIANTS) + 2))
+    for label, make in models().items():
+        torch.manual_seed(0)
+        base = make()
+        d_in = next(base.parameters()).shape[1]
+        x = torch.randn(args.rows, d_in)
+        y = (x[:, 0] + 0.5 * torch.randn(args.rows) > 0).long()
+        steps = {name: variant(copy.deepcopy(base), x, y, args.batch)
+                 for name, variant in VARIANTS.items()}
+        speed = measure(steps, args.batch, args.reps)
+        floor = speed["plain PyTorch (no DP)"]
+        # step-time ratio DP/plain = plain speed / DP speed
+        print(f"| {label} | " + " | ".join(f"{speed[v] / 1000:,.1f}k" for v in VARIANTS)
+              + f" | {floor / speed['Opacus hooks']:.2f}x"
+              + f" | {floor / speed['Sangsaeng ghost step']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
