@@ -29,10 +29,13 @@ BENCHES = [
     ("Round latency", "bench/round.py",
      "Wall time per round with 3 partner SuperNodes on loopback: Sangsaeng's ServerApp and "
      "ClientApp against a bare Flower FedAvg app (`bench/bare_flower_app.py`) with the same "
-     "model, data and task, runs alternating; then where the time goes. Target: ≤ 1.05."),
+     "model, data and task — as a startup would write it, and with Sangsaeng's 0.1 s reply "
+     "loop, which isolates what Sangsaeng's privacy bookkeeping costs — taking turns in one "
+     "run; then where the time goes. Target: Sangsaeng/bare ≤ 1.05."),
     ("Scale", "bench/scale.py",
-     "Sangsaeng's ServerApp and ClientApp in Flower's simulation engine (Ray) with 10, 100 "
-     "and 1,000 virtual partners: time per round, peak memory, growth."),
+     "Sangsaeng's ServerApp and ClientApp in Flower's simulation engine (a SuperLink started "
+     "with `--simulation`, Ray) with 10, 100 and 1,000 virtual partners: time per round, peak "
+     "memory, CPU, and how they grow."),
 ]
 
 

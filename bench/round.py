@@ -58,7 +58,7 @@ def prepare(workdir: Path, rounds: int) -> Setup:
     return Setup(workdir, task.to_json(), policies, data)
 
 
-def round_times(setup: Setup, runs: int, rounds: int) -> dict[str, list[float]]:
+def round_times(setup: Setup, repeats: int, rounds: int) -> dict[str, list[float]]:
     """Seconds per round of each app's runs (running → finished on the SuperLink)."""
     from bare_flower_app import PROMPT_REPLIES_KEY
     from flwr.cli.build import build_fab_from_files
@@ -91,7 +91,7 @@ def round_times(setup: Setup, runs: int, rounds: int) -> dict[str, list[float]]:
                                                        PROMPT_REPLIES_KEY: False}),
                  BARE_PROMPT: lambda: control.start_app(fab, {RUN_CONFIG_KEY: setup.task_json,
                                                               PROMPT_REPLIES_KEY: True})}
-        for turn in range(runs + 1):  # the first turn warms up (FAB install, connections)
+        for turn in range(repeats + 1):  # the first turn warms up (FAB install, connections)
             for name in APPS[turn % 3:] + APPS[:turn % 3]:  # each app first in turn
                 status = wait_for_run(control, start[name](), timeout=60 + 60 * rounds)
                 if status.sub_status != "completed":
