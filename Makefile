@@ -32,9 +32,8 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about N minutes).
+# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about 25 minutes).
 bench: install
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/report.py
 
 lint: install
