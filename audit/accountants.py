@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sangsaeng.shared.accounting import ORDERS, Mechanism
+from sangsaeng.shared.accounting import Mechanism
 
 if TYPE_CHECKING:
     from dp_accounting.dp_event import DpEvent
@@ -35,7 +35,9 @@ PLD_DISCRETISATION = 1e-3  # pessimistic: the PLD ε is an upper bound, to withi
 # The orders a claim is optimised over: Opacus' RDPAccountant.DEFAULT_ALPHAS, which the
 # partner's accountant uses (README, Privacy model). They are part of the claimed analysis:
 # dp_accounting's own defaults add orders up to 1024, which give a smaller ε for small ε.
-CLAIMED_ORDERS = ORDERS
+# The auditor's own copy, not the partner's list: an edit on the partner's side (say, high
+# orders, which lower small ε's) must show up as a mismatch, not silently move both.
+CLAIMED_ORDERS = [1 + x / 10 for x in range(1, 100)] + list(range(12, 64))
 
 
 def tolerance(claimed: float) -> float:

@@ -1,7 +1,7 @@
 """Regenerate docs/benchmarks.md: run every benchmark under bench/ in turn and write what
 each printed, with the machine and the command.
 
-    make bench        # installs the `bench` extra, then runs this
+    make bench
 
 Each benchmark's output is shown live and pasted as printed; nothing is edited by hand.
 """
@@ -31,7 +31,7 @@ BENCHES = [
      "ClientApp against a bare Flower FedAvg app (`bench/bare_flower_app.py`) with the same "
      "model, data and task — as a startup would write it, and with Sangsaeng's 0.1 s reply "
      "loop, which isolates what Sangsaeng's privacy bookkeeping costs — taking turns in one "
-     "run; then where the time goes. Target: Sangsaeng/bare ≤ 1.05."),
+     "run; then where the time goes. Target: ≤ 1.05 against both."),
     ("Scale", "bench/scale.py",
      "Sangsaeng's ServerApp and ClientApp in Flower's simulation engine (a SuperLink started "
      "with `--simulation`, Ray) with 10, 100 and 1,000 virtual partners: time per round, peak "

@@ -8,7 +8,7 @@ store), sized by the Control API to that many virtual SuperNodes, one Ray actor 
 then one run of Sangsaeng's own ServerApp and ClientApp (bench/sim_app.py: the real apps;
 the ClientApp only maps each virtual node to its partner's policy file) on the demo's
 task, started as the coordinator starts runs (a store record, then Flower's StartRun).
-Needs the `bench` extra (flwr[simulation], i.e. Ray).
+Needs flwr[simulation] (Ray; in the dev extra).
 
 Data: each partner holds 1,000 rows sampled (seeded by partner) from the demo's real
 table, Caravan (5,822 rows, from the ISLP wheel), as CSV: partners overlap, so this
@@ -175,6 +175,8 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
     ends = [status.running_at] + [max(p.recorded_at for p in run.privacy_reports
                                       if p.round == r) for r in range(1, rounds + 1)]
     driver, others = tree.cpu_seconds("flwr-simulation")
+    if not driver:
+        raise SystemExit(f"no flwr-simulation process was seen; logs in {here / 'flower'}")
     return {"partners": partners, "rounds": rounds,
             "round_seconds": [(b - a).total_seconds()
                               for a, b in zip(ends, ends[1:], strict=False)],

@@ -44,11 +44,13 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     torch.set_flush_denormal(True)
     features, labels = torch.from_numpy(x), torch.from_numpy(y)
     sample = PoissonSampler(len(labels), mechanism.sample_rate, seed)
-    # Opacus also divides the clipped, noised sum by the expected batch size, not the
-    # realised one (opacus/optimizers/optimizer.py, DPOptimizer.scale_grad).
+    # The clipped, noised sum is divided by a fixed batch size, not the realised one, as
+    # Opacus does (opacus/optimizers/optimizer.py, DPOptimizer.scale_grad): here the task's
+    # batch_size, which is public, where Opacus takes int(q·n), which depends on the rows
+    # (q·n <= batch_size, equal for n a multiple of it).
     dp_step = GhostDPSGD(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
                          noise_multiplier=mechanism.noise_multiplier,
-                         expected_batch_size=mechanism.sample_rate * len(labels), seed=seed)
+                         expected_batch_size=task.batch_size, seed=seed)
     model.train()
     for _ in range(mechanism.steps):
         rows = sample()

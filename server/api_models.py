@@ -150,8 +150,9 @@ class ModelCard(BaseModel):
                                   epsilon_cap=r.epsilon_cap, delta=r.delta)
                      for p, r in sorted(last.items())],
             notes=[
-                "Trained by federated averaging of partners' DP-SGD updates (Opacus, Poisson "
-                "sampling, per-sample clipping, Gaussian noise); no row left any partner.",
+                "Trained by federated averaging of partners' DP-SGD updates (Poisson "
+                "sampling, per-sample clipping, Gaussian noise, as Opacus' DPOptimizer); no "
+                "row left any partner.",
                 "Metrics are partners' holdout aggregates, weighted by rounded counts.",
                 "ε is (ε, δ)-DP per partner dataset from Opacus' RDP accountant over every "
                 "step; lifetime ε covers all runs on that dataset.",

@@ -38,3 +38,14 @@ def test_composition_and_pld() -> None:
     assert abs(rdp_epsilon(history, 1e-5) - claimed) <= tolerance(claimed)
     assert pld_epsilon(history, 1e-5) < claimed
     assert rdp_epsilon([], 1e-5) == pld_epsilon([], 1e-5) == 0.0
+
+
+def test_the_auditor_claims_the_orders_the_partner_uses() -> None:
+    """Two copies on purpose (audit/accountants.py): they must be the same list, and the
+    orders Opacus' RDPAccountant uses by default."""
+    from opacus.accountants import RDPAccountant
+
+    from sangsaeng.audit.accountants import CLAIMED_ORDERS
+    from sangsaeng.shared.accounting import ORDERS
+
+    assert CLAIMED_ORDERS == ORDERS == RDPAccountant.DEFAULT_ALPHAS

@@ -130,7 +130,7 @@ def test_the_noise_is_gaussian_with_opacus_scale() -> None:
 
 
 def test_the_noise_on_a_batch_matches_opacus_noise() -> None:
-    """On the same batch and torch seed, the noise each adds to the clipped sum: Opacus'
+    """On the same batch, the noise each adds to the clipped sum: Opacus'
     (p.grad - p.summed_grad after DPOptimizer.add_noise) and ours (the noisy step minus
     the noiseless one, rescaled) are both N(0, (σC)²) per coordinate."""
     sigma, clip, lr, expected = 1.3, 0.8, 0.5, 64
@@ -174,6 +174,29 @@ def test_the_sampler_draws_each_row_with_the_rate() -> None:
     assert counts.std() / 4000 < 0.01  # every row about equally often
 
 
+def test_every_step_draws_fresh_noise() -> None:
+    """Two empty-batch steps in a row: each update is its own noise, independent of the
+    other (one reused buffer must never mean reused values)."""
+    model = MODELS["mlp256"]()
+    step = GhostDPSGD(model, lr=1.0, max_grad_norm=1.0, noise_multiplier=1.0,
+                      expected_batch_size=1)
+    x, y = torch.zeros(0, 100), torch.zeros(0, dtype=torch.long)
+    updates = []
+    for _ in range(2):
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        step.step(x, y)
+        updates.append(torch.cat([p.detach().flatten() for p in model.parameters()]) - before)
+    correlation = torch.corrcoef(torch.stack(updates))[0, 1].item()
+    assert abs(correlation) < 0.02  # 92,162 pairs: ~0.003 standard deviation
+    assert all(u.std().item() == pytest.approx(1.0, rel=0.01) for u in updates)
+
+
 def test_other_layers_are_refused() -> None:
     with pytest.raises(UnsupportedModel, match="Tanh"):
         linear_layers(nn.Sequential(nn.Linear(2, 2), nn.Tanh(), nn.Linear(2, 2)))
+    with pytest.raises(UnsupportedModel, match="bias"):
+        linear_layers(nn.Sequential(nn.Linear(2, 2, bias=False)))
+    frozen = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    frozen[0].weight.requires_grad_(False)
+    with pytest.raises(UnsupportedModel, match="frozen"):
+        linear_layers(frozen)
