@@ -148,7 +148,7 @@ def main() -> None:
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"Python {platform.python_version()}; {args.rows} rows, batch {args.batch}, "
           "subnormals flushed, "
-          f"σ={SIGMA}, C={CLIP}; median of {args.reps} reps")
+          f"σ={SIGMA}, C={CLIP}; median of {args.reps} reps\n")
     print(f"| model | {' | '.join(f'{v} samples/s' for v in VARIANTS)} | "
           + " | ".join(f"{v}/plain" for v in DP_VARIANTS) + " |")
     print("|---|" + "--:|" * (len(VARIANTS) + len(DP_VARIANTS)))

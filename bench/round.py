@@ -6,13 +6,14 @@ one SuperLink with 3 partner SuperNodes on loopback, in one run.
 Both apps run the demo's task (Caravan, the demo's MLP) on the same partners' data.
 Sangsaeng's ServerApp pulls replies every 0.1 s (server/prompt_grid.py) where Flower's
 Grid sleeps 3 s between pulls, so the bare app runs twice: as written, and with that same
-reply loop; Sangsaeng against the latter is the cost of what Sangsaeng adds alone (policy,
-ledger, accounting, DP-SGD, store). The three take turns, after one warm-up run of each.
-A round's time is the run's time on the SuperLink (its ServerApp running until finished)
-over its rounds. Then where the time goes: every message runs in a fresh `flwr-clientapp`
-process (Flower starts one per message), so each ClientApp's import and its handler's
-first call are timed in fresh processes too; the store's writes per round are timed on
-their own; the rest is Flower (the SuperNode's 3 s idle poll, transport, process start).
+reply loop; against the latter, Sangsaeng differs only in what it does on top of Flower
+(its DP-SGD step instead of autograd SGD, policy, ledger, accounting, store). The three
+take turns, after one warm-up run of each. A round's time is the run's time on the
+SuperLink (its ServerApp running until finished) over its rounds. Then where the time
+goes: every message runs in a fresh `flwr-clientapp` process (Flower starts one per
+message), so each ClientApp's import and its handler's first call are timed in fresh
+processes too; the store's writes per round are timed on their own; the rest is Flower
+(the SuperNode's 3 s idle poll, transport, process start) and 3 partners sharing 2 cores.
 """
 
 from __future__ import annotations
@@ -231,7 +232,9 @@ def main() -> None:
     print("\nruns (s/round): " + "; ".join(
         f"{app} {', '.join(f'{t:.2f}' for t in times[app])}" for app in APPS))
     print(f"round time {SANGSAENG}/{BARE}: {rounds[SANGSAENG] / rounds[BARE]:.3f}")
-    print(f"round time {SANGSAENG}/{BARE_PROMPT} (what Sangsaeng adds, alone): "
+    print(f"round time {SANGSAENG}/{BARE_PROMPT} (the same reply loop: only what Sangsaeng "
+          "does differently — its DP-SGD step instead of autograd SGD, policy, ledger, "
+          "accounting, store): "
           f"{rounds[SANGSAENG] / rounds[BARE_PROMPT]:.3f}")
 
 
