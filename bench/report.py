@@ -31,8 +31,9 @@ BENCHES = [
      "Wall time per round with 3 partner SuperNodes on loopback: Sangsaeng's ServerApp and "
      "ClientApp against a bare Flower FedAvg app (`bench/bare_flower_app.py`) with the same "
      "model, data and task — as a startup would write it, and with Sangsaeng's 0.1 s reply "
-     "loop, which isolates what Sangsaeng's privacy bookkeeping costs — taking turns in one "
-     "run; then where the time goes. Target: ≤ 1.05 against both."),
+     "loop, so that only what Sangsaeng does differently remains (its DP-SGD step instead of "
+     "autograd SGD, policy, ledger, accounting, store) — taking turns in one run; then where "
+     "the time goes. Target: ≤ 1.05 against both."),
     ("Scale", "bench/scale.py",
      "Sangsaeng's ServerApp and ClientApp in Flower's simulation engine (a SuperLink started "
      "with `--simulation`, Ray) with 10, 100 and 1,000 virtual partners: time per round, peak "
