@@ -32,7 +32,7 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about 25 minutes).
+# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about 20 minutes).
 bench: install
 	$(BIN)/python bench/report.py
 
