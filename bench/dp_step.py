@@ -2,7 +2,7 @@
 `ghost` mode vs Sangsaeng's ghost-norm step (client/ghost_step.py), for the registry's
 models.
 
-    .venv/bin/python bench/dp_step.py [--rows 51200] [--batch 256] [--reps 7]
+    .venv/bin/python bench/dp_step.py [--rows 51200] [--batch 256] [--reps 21]
 
 Every variant runs the whole step (batch selection, forward, backward, clipping, noise,
 update) on in-memory tensors, no DataLoader. The plain floor trains as a user would:
@@ -10,9 +10,10 @@ autograd and torch.optim.SGD over shuffled slices. The DP variants sample by Poi
 (client/ghost_step.PoissonSampler; Opacus gets the same kind of indices, not its own
 O(n)-per-step sampler). A DP/plain ratio is therefore what a user pays for privacy with
 that implementation; Sangsaeng's step also skips autograd, which the floor does not.
-Variants run round-robin, each rep calibrated to about a second; the medians of the reps
-are printed with their DP/plain step-time ratios. Ratios, not absolute speeds, are what
-carries over between runs on a shared, noisy machine.
+Variants run round-robin, plain first, each rep calibrated to about a third of a second;
+printed are the medians over reps of samples/s and of the DP/plain step-time ratio within
+a rep. Ratios, not absolute speeds, are what carries over between runs on a shared, noisy
+machine.
 """
 
 from __future__ import annotations
@@ -107,36 +108,43 @@ def sangsaeng(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int) ->
 
 
 PLAIN, SANGSAENG = "plain PyTorch (no DP)", "Sangsaeng ghost step"
-DP_VARIANTS = {"Opacus hooks": opacus("hooks"), "Opacus ghost": opacus("ghost"),
-               SANGSAENG: sangsaeng}
+DP_VARIANTS = {SANGSAENG: sangsaeng, "Opacus ghost": opacus("ghost"),
+               "Opacus hooks": opacus("hooks")}
 VARIANTS = {PLAIN: plain, **DP_VARIANTS}
 
 
-def measure(steps: dict[str, Step], batch: int, reps: int) -> dict[str, float]:
-    """Median samples/s of each step over `reps` round-robin reps of about a second."""
+def measure(steps: dict[str, Step], batch: int, reps: int
+            ) -> tuple[dict[str, float], dict[str, float]]:
+    """Median samples/s of each step, and median DP/plain step-time ratio, over `reps`
+    reps of about a third of a second per variant. In a rep the plain step runs first and
+    each DP variant's time is divided by that rep's plain time, so that drift in the
+    machine's speed (it is shared: ±20% over seconds) cancels in the ratio."""
     counts = {}
-    for name, step in steps.items():  # warm up, then size a rep to ~1 s
+    for name, step in steps.items():  # warm up, then size a rep to ~1/3 s
         for _ in range(10):
             step()
         start = time.perf_counter()
         for _ in range(20):
             step()
-        counts[name] = max(5, int(20 / (time.perf_counter() - start)))
-    speeds: dict[str, list[float]] = {name: [] for name in steps}
+        counts[name] = max(3, int(20 / 3 / (time.perf_counter() - start)))
+    seconds: dict[str, list[float]] = {name: [] for name in steps}  # per step
     for _ in range(reps):
         for name, step in steps.items():
             start = time.perf_counter()
             for _ in range(counts[name]):
                 step()
-            speeds[name].append(counts[name] * batch / (time.perf_counter() - start))
-    return {name: statistics.median(s) for name, s in speeds.items()}
+            seconds[name].append((time.perf_counter() - start) / counts[name])
+    speed = {name: batch / statistics.median(s) for name, s in seconds.items()}
+    ratio = {name: statistics.median(t / p for t, p in zip(s, seconds[PLAIN], strict=True))
+             for name, s in seconds.items() if name != PLAIN}
+    return speed, ratio
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=51_200)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--reps", type=int, default=21)
     args = parser.parse_args()
     torch.set_num_threads(2)
     # Opacus' hooks fire with inputs that need no grad (they never do here): not news
@@ -160,10 +168,9 @@ def main() -> None:
         y = (x[:, 0] + 0.5 * torch.randn(args.rows) > 0).long()
         steps = {name: variant(copy.deepcopy(base), x, y, args.batch)
                  for name, variant in VARIANTS.items()}
-        speed = measure(steps, args.batch, args.reps)
-        # step-time ratio DP/plain = plain speed / DP speed
+        speed, ratio = measure(steps, args.batch, args.reps)
         print(f"| {label} | " + " | ".join(f"{speed[v] / 1000:,.1f}k" for v in VARIANTS)
-              + " | " + " | ".join(f"{speed[PLAIN] / speed[v]:.2f}x" for v in DP_VARIANTS)
+              + " | " + " | ".join(f"{ratio[v]:.2f}x" for v in DP_VARIANTS)
               + " |", flush=True)
 
 

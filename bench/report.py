@@ -24,9 +24,9 @@ BENCHES = [
      "Local training throughput at batch 256 on 51,200 rows held as tensors: plain PyTorch SGD "
      "(no DP, the floor), Opacus 1.6 in `hooks` mode and in `ghost` mode (its fast gradient "
      "clipping), and Sangsaeng's ghost-norm step "
-     "(`client/ghost_step.py`, what `client/dp_sgd.train` runs). A ratio is DP step time over "
-     "plain step time, measured in the same run; the target for Sangsaeng's step is ≤ 1.3 on "
-     "the MLP."),
+     "(`client/ghost_step.py`, what `client/dp_sgd.train` runs). A ratio is the median over "
+     "reps of DP step time over the plain step time measured just before it; the target "
+     "for Sangsaeng's step is ≤ 1.3 on the MLP."),
     ("Round latency", "bench/round.py",
      "Wall time per round with 3 partner SuperNodes on loopback: Sangsaeng's ServerApp and "
      "ClientApp against a bare Flower FedAvg app (`bench/bare_flower_app.py`) with the same "

@@ -46,10 +46,11 @@ def linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
 
 def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
                          y: torch.Tensor, max_grad_norm: float
-                         ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Per layer (u, v, bias sum), the weight's sum being uᵀ v: sample i's clipped gradient
-    of its cross-entropy loss is c_i g_i a_iᵀ for the weight and c_i g_i for the bias, so
-    the batch's sums are gᵀ (c ⊙ a) = (c ⊙ g)ᵀ a and cᵀ g."""
+                         ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                                    torch.Tensor]:
+    """Per layer (u, v, g), and the clipping factors c: sample i's clipped gradient of its
+    cross-entropy loss is c_i g_i a_iᵀ for the weight and c_i g_i for the bias, so the
+    batch's sums are uᵀ v = gᵀ (c ⊙ a) = (c ⊙ g)ᵀ a and gᵀ c."""
     inputs = []
     h = x
     for layer, relu in layers:
@@ -59,22 +60,24 @@ def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
             h.clamp_min_(0)
     # d(sum of per-sample CE)/d(logits) = softmax - one-hot
     g = torch.softmax(h, dim=1)
-    g.view(-1)[y + torch.arange(0, g.numel(), g.shape[1])] -= 1
+    g.scatter_add_(1, y.view(-1, 1), g.new_full((1, 1), -1.0).expand(len(y), 1))
     grads_out = [g] * len(layers)
-    sq_norms = torch.zeros(len(y), dtype=x.dtype)
+    sq_norms = None
     for i in reversed(range(len(layers))):
         grads_out[i] = g
         a_sq = torch.linalg.vector_norm(inputs[i], dim=1).square_().add_(1)
-        sq_norms.addcmul_(torch.linalg.vector_norm(g, dim=1).square_(), a_sq)
+        g_sq = torch.linalg.vector_norm(g, dim=1).square_()
+        sq_norms = g_sq.mul_(a_sq) if sq_norms is None else sq_norms.addcmul_(g_sq, a_sq)
         if i > 0:  # through layer i, then the ReLU (if any) whose output is its input
             g = g @ layers[i][0].weight
             if layers[i - 1][1]:
                 g = torch.ops.aten.threshold_backward(g, inputs[i], 0)
+    assert sq_norms is not None  # linear_layers returns at least one layer
     factor = (max_grad_norm / (sq_norms.sqrt_() + 1e-6)).clamp_(max=1.0)
     column = factor[:, None]
     # scale whichever of g and a is smaller (the first layer's input, the logits' grad)
-    return [(g, a * column, factor @ g) if a.shape[1] < g.shape[1] else
-            (g * column, a, factor @ g) for a, g in zip(inputs, grads_out, strict=True)]
+    return [(g, a * column, g) if a.shape[1] < g.shape[1] else (g * column, a, g)
+            for a, g in zip(inputs, grads_out, strict=True)], factor
 
 
 @torch.no_grad()
@@ -82,9 +85,10 @@ def clipped_sum(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor, y: torch.
                 max_grad_norm: float) -> list[torch.Tensor]:
     """The sum over the batch of each sample's gradient of its cross-entropy loss, clipped
     to `max_grad_norm`: one tensor per parameter, in `model.parameters()` order."""
+    grads, factor = _clipped_layer_grads(layers, x, y, max_grad_norm)
     sums: list[torch.Tensor] = []
-    for u, v, bias in _clipped_layer_grads(layers, x, y, max_grad_norm):
-        sums += [u.T @ v, bias]
+    for u, v, g in grads:
+        sums += [u.T @ v, g.T @ factor]
     return sums
 
 
@@ -115,12 +119,12 @@ class GaussianNoise:
     can be replayed protects nothing."""
 
     def __init__(self, size: int, dtype: torch.dtype, seed: int | None = None) -> None:
-        self._values = torch.empty(size, dtype=dtype)
+        self.values = torch.empty(size, dtype=dtype)  # what draw() fills
         self._generator = torch.Generator()
         self._generator.manual_seed(secrets.randbits(63) if seed is None else seed)
 
     def draw(self) -> torch.Tensor:
-        return self._values.normal_(generator=self._generator)
+        return self.values.normal_(generator=self._generator)
 
 
 class GhostDPSGD:
@@ -137,20 +141,20 @@ class GhostDPSGD:
         # The update is scale · (clipped sum + σC · noise); dividing the noise term by
         # scale lets one fused matmul compute the whole bracket (see step).
         self.noise_ratio = noise_multiplier * max_grad_norm
-        weight = self.layers[0][0].weight
-        size = sum(layer.weight.numel() + layer.bias.numel() for layer, _ in self.layers)
-        self.noise = GaussianNoise(size, weight.dtype, seed)
+        params = [t for layer, _ in self.layers for t in (layer.weight, layer.bias)]
+        self.noise = GaussianNoise(sum(p.numel() for p in params), params[0].dtype, seed)
+        # views of the noise buffer shaped like each layer's (weight, bias), made once
+        parts = [part.view_as(p) for part, p in zip(
+            self.noise.values.split([p.numel() for p in params]), params, strict=True)]
+        self.noise_parts = list(zip(parts[::2], parts[1::2], strict=True))
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        clipped = _clipped_layer_grads(self.layers, x, y, self.max_grad_norm)  # weights as were
-        noise, at = self.noise.draw(), 0
-        for (layer, _), (u, v, bias_sum) in zip(self.layers, clipped, strict=True):
-            w, b = layer.weight, layer.bias
-            w_noise = noise[at:at + w.numel()].view_as(w)
-            at += w.numel()
-            b_noise = noise[at:at + b.numel()]
-            at += b.numel()
-            # σC·noise + uᵀ v in one BLAS call (beta scales the buffer in place)
-            w.sub_(w_noise.addmm_(u.T, v, beta=self.noise_ratio), alpha=self.scale)
-            b.sub_(b_noise.mul_(self.noise_ratio).add_(bias_sum), alpha=self.scale)
+        grads, factor = _clipped_layer_grads(self.layers, x, y, self.max_grad_norm)
+        self.noise.draw()  # into the buffer that noise_parts view
+        for (layer, _), (w_noise, b_noise), (u, v, g) in zip(
+                self.layers, self.noise_parts, grads, strict=True):
+            # σC·noise + clipped sum in one BLAS call each (beta scales the noise in place)
+            layer.weight.sub_(w_noise.addmm_(u.T, v, beta=self.noise_ratio), alpha=self.scale)
+            layer.bias.sub_(b_noise.addmv_(g.T, factor, beta=self.noise_ratio),
+                            alpha=self.scale)
