@@ -27,7 +27,7 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
-from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport
+from sangsaeng.shared.accounting import PRIVACY_KEY, Mechanism, PrivacyReport
 from sangsaeng.shared.metrics import roc_auc, rounded_count
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.preprocess import DataValidationError
@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 # In context.state: stays on the SuperNode and is kept across the rounds of a run.
 EVALUATIONS_KEY = "evaluations"
+PLAN_KEY = "dp-plan"
 METRIC_DIGITS = 3  # holdout metrics leave rounded
 # A live run's next train message comes within 4 round timeouts (node wait and replies, for
 # training and for evaluation); after that its unreserved rounds stop being promised.
@@ -84,7 +85,7 @@ app = ClientApp()
 @_errors_as_replies
 def train(msg: Message, context: Context) -> Message:
     task, policy, rules, data = _setup(context)
-    planned = dp_sgd.plan(task, len(data.y_train))
+    planned = _plan(task, len(data.y_train), context)
     check_mechanism(policy, rules, planned)
     model = _global_model(msg, task)
     run_id = str(context.run_id)
@@ -113,6 +114,18 @@ def train(msg: Message, context: Context) -> Message:
         "metrics": MetricRecord({"num-examples": rounded_count(len(data.y_train))}),
         PRIVACY_KEY: ConfigRecord(report.model_dump()),
     }), reply_to=msg)
+
+
+def _plan(task: TaskSpec, n_train: int, context: Context) -> Mechanism:
+    """dp_sgd.plan, once per run and dataset size: every round of a run plans the same
+    mechanism, and with a target epsilon the search for sigma takes about half a second."""
+    key = f"{task.sha256()}/{n_train}"
+    record = context.state.config_records.get(PLAN_KEY)
+    if record is not None and record["key"] == key:
+        return Mechanism.model_validate({k: v for k, v in record.items() if k != "key"})
+    planned = dp_sgd.plan(task, n_train)
+    context.state[PLAN_KEY] = ConfigRecord({"key": key, **planned.model_dump()})
+    return planned
 
 
 @app.evaluate()

@@ -12,7 +12,7 @@ from sangsaeng.client.data import load_local_data
 from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.server.demo_data import write_partitions
-from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport
+from sangsaeng.shared.accounting import PRIVACY_KEY, PrivacyReport, noise_for_target
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 
@@ -66,6 +66,35 @@ def test_train_reserves_commits_reports_and_stops_at_the_declared_rounds(policy:
     later = PrivacyReport.model_validate(dict(second.content.config_records[PRIVACY_KEY]))
     assert later.epsilon == pytest.approx(report.epsilon)
     assert later.lifetime_epsilon > report.lifetime_epsilon
+
+
+def test_a_run_plans_its_mechanism_once(policy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a target epsilon, sigma's search runs in the first round only: later rounds
+    of the run read the same mechanism from the node's state."""
+    searches: list[float] = []
+
+    def counted(*args: float) -> float:
+        searches.append(args[0])
+        return noise_for_target(*args)
+
+    monkeypatch.setattr(dp_sgd, "noise_for_target", counted)
+    task = task_with(dp={"noise_multiplier": None, "target_epsilon": 3.0}, rounds=2,
+                     local_epochs=1)
+    ctx = context(task, policy)
+    reports = []
+    for server_round in (1, 2):
+        reply = client_app.train(message(task, MessageType.TRAIN, server_round), ctx)
+        assert not reply.has_error(), reply.error.reason
+        reports.append(PrivacyReport.model_validate(
+            dict(reply.content.config_records[PRIVACY_KEY])))
+    assert searches == [3.0]
+    first, second = reports
+    assert (first.noise_multiplier, first.sample_rate, first.steps) == (
+        second.noise_multiplier, second.sample_rate, second.steps)
+    assert second.epsilon <= 3.0  # the run's two rounds within the target
+    # another run plans afresh
+    client_app.train(message(task, MessageType.TRAIN), context(task, policy, run_id=2))
+    assert searches == [3.0, 3.0]
 
 
 def test_a_failed_training_still_counts_and_says_nothing(
