@@ -141,7 +141,9 @@ def test_demo_ctrl_c_stops_everything(tmp_path: Path) -> None:
     assert "Interrupted" in "".join(seen)
     assert flower_processes() == []
     run = Store(f"sqlite:///{workdir / 'sangsaeng.db'}").get_run(1)
-    assert run.status == STOPPED and run.reason == "stopped before it completed"
+    # on failure, what ended the run and the SuperLink's (and ServerApp's) last words
+    superlink_log = (workdir / "logs" / "superlink.log").read_text()[-6000:]
+    assert (run.status, run.reason) == (STOPPED, "stopped before it completed"), superlink_log
 
 
 def test_task_check(tmp_path: Path) -> None:
