@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
@@ -29,6 +30,11 @@ def main(grid: Grid, context: Context) -> None:
                                 num_rounds=task.rounds, timeout=task.round_timeout)
         store.end_run(run_id, COMPLETED, model=_weights(result.arrays))
     except BaseException as err:
+        if _token_revoked(err):
+            # Flower ended this ServerApp's task (a stop, or its expiry) and the SIGINT it
+            # sends itself has not landed yet: Flower knows why, and reconciliation
+            # (runs.reconcile) records its status, not this HTTP error.
+            raise
         # What was done stays recorded: the reason, and the last model partners paid for.
         if isinstance(err, RunFailed):
             status, reason = FAILED, str(err)
@@ -53,6 +59,15 @@ def _stored_run(store: Store, context: Context, task: TaskSpec) -> int:
     if not store.mark_started(run.id, context.run_id):
         raise RuntimeError(f"run {run_id} has ended or belongs to another Flower run")
     return run.id
+
+
+def _token_revoked(err: BaseException) -> bool:
+    """Flower's Runtime API refused the ServerApp's token (401): its task has finished.
+    Flower's HTTP retry sends the process SIGINT on the first 401; a call that meets the
+    next one before the signal is handled raises the error (flwr/supercore/retry/
+    http_retry.py, _should_giveup), e.g. when the heartbeat thread met the first."""
+    return (isinstance(err, httpx.HTTPStatusError)
+            and err.response.status_code == httpx.codes.UNAUTHORIZED)
 
 
 def _weights(arrays: ArrayRecord | None) -> bytes | None:
