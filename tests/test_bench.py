@@ -27,7 +27,7 @@ def test_dp_step_prints_the_three_ratios_for_each_registry_model() -> None:
             for line in out.splitlines() if re.search(RATIO, line)}
     assert set(rows) == {"logreg 100→2", "mlp 100→256→256→2", "demo mlp 134→16→2"}
     for ratios in rows.values():
-        assert len(ratios) == 3 and all(float(r) > 0 for r in ratios)  # Opacus ×2, ours
+        assert len(ratios) == 3 and all(float(r) > 0 for r in ratios)  # ours, Opacus ghost, hooks
 
 
 def test_scale_runs_sangsaeng_on_the_simulation_engine() -> None:
