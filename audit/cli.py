@@ -7,16 +7,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from sangsaeng.api_client import DEFAULT_API_URL
-from sangsaeng.run_cli import TokenOption, UrlOption, api_session
+from sangsaeng.shared.cli import TokenOption, UrlOption, api_session, failing_on
+from sangsaeng.shared.http import DEFAULT_API_URL
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
-from sangsaeng.views import print_verification
 
-from .fetch import AuditData, fetch
+from .fetch import AuditApi, AuditData, fetch
 from .report import AuditReport, write_report
 from .verify import BadLedgerFile, Verification, load_ledger, verify
+from .views import print_verification
 
 app = typer.Typer(help="Auditors: recompute ε independently, cross-check partners' signed "
                        "ledgers, write the report.", no_args_is_help=True)
@@ -37,15 +36,12 @@ def _verification(api_url: str, token: str, ledgers: list[Path] | None,
                   partner_keys: list[str] | None, log_anchor: str | None
                   ) -> tuple[AuditData, Verification]:
     """Parse every option first (a bad one changes nothing and asks nothing of the API)."""
-    try:
+    with failing_on(BadLedgerFile, SigningKeyError, ValueError):
         loaded = [load_ledger(path) for path in ledgers or []]
         pinned = dict(_name_and_key(text) for text in partner_keys or [])
         anchor = _anchor(log_anchor) if log_anchor else None
-    except (BadLedgerFile, SigningKeyError, ValueError) as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(2) from None
-    with api_session(api_url, token) as api:
-        data = fetch(api, api_url)
+    with api_session(AuditApi, api_url, token) as api:
+        data = fetch(api)
     with console.status("recomputing ε with dp_accounting..."):
         return data, verify(data, loaded, pinned, anchor)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from sangsaeng.server.audit_models import AuditRecord, AuditRun, DatasetSpend
+from sangsaeng.shared.rest.audit import AuditRecord, AuditRun, DatasetSpend
 
 from .fetch import AuditData
 from .verify import Verification

@@ -6,7 +6,7 @@ accounting, no store, and plain SGD over shuffled batches instead of DP-SGD. It 
 Sangsaeng's task file only to read the data and build the model, so the two runs do the
 same work apart from what Sangsaeng adds. Shipped to the SuperNodes inside its own FAB.
 With the run config `prompt-replies = true` its ServerApp pulls replies as Sangsaeng's
-does (server/prompt_grid.py), so that the two differ only in what Sangsaeng adds.
+does (server/flower/grid.py), so that the two differ only in what Sangsaeng adds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
 from sangsaeng.client.data import LocalData, load_local_data
-from sangsaeng.server.prompt_grid import PromptGrid
+from sangsaeng.server.flower.grid import PromptGrid
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 

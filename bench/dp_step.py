@@ -37,7 +37,7 @@ Step = Callable[[], None]
 
 def models() -> dict[str, Callable[[], nn.Module]]:
     """The registry's models (shared/models.py), as a task would name them."""
-    from sangsaeng.server.demo import default_task_path
+    from sangsaeng.demo.data import default_task_path
     from sangsaeng.shared.models import REGISTRY, build_model
     from sangsaeng.shared.preprocess import input_dim
     from sangsaeng.shared.task import ModelSpec, load_task

@@ -4,7 +4,7 @@ one SuperLink with 3 partner SuperNodes on loopback, in one run.
     .venv/bin/python bench/round.py [--runs 3] [--rounds 4]
 
 Both apps run the demo's task (Caravan, the demo's MLP) on the same partners' data.
-Sangsaeng's ServerApp pulls replies every 0.1 s (server/prompt_grid.py) where Flower's
+Sangsaeng's ServerApp pulls replies every 0.1 s (server/flower/grid.py) where Flower's
 Grid sleeps 3 s between pulls, so the bare app runs twice: as written, and with that same
 reply loop; against the latter, Sangsaeng differs only in what it does on top of Flower
 (its DP-SGD step instead of autograd SGD, policy, ledger, accounting, store). The three
@@ -33,7 +33,7 @@ PARTNERS = ["north-bank", "south-insurance", "east-mutual"]
 BENCH = Path(__file__).resolve().parent
 SANGSAENG, BARE, BARE_PROMPT = "Sangsaeng", "bare Flower", "bare Flower, 0.1 s reply loop"
 APPS = (SANGSAENG, BARE, BARE_PROMPT)
-MODULES = {SANGSAENG: ("sangsaeng.client.client_app", "sangsaeng.server.server_app"),
+MODULES = {SANGSAENG: ("sangsaeng.client.client_app", "sangsaeng.server.flower.server_app"),
            BARE: ("bare_flower_app", "bare_flower_app")}
 
 
@@ -46,8 +46,12 @@ class Setup:
 
 
 def prepare(workdir: Path, rounds: int) -> Setup:
-    from sangsaeng.server.demo import default_task_path
-    from sangsaeng.server.demo_data import caravan_columns, write_partitions, write_policy
+    from sangsaeng.demo.data import (
+        caravan_columns,
+        default_task_path,
+        write_partitions,
+        write_policy,
+    )
     from sangsaeng.shared.task import TaskSpec, load_task
 
     task = TaskSpec.from_dict({**load_task(default_task_path()).model_dump(),
@@ -64,11 +68,13 @@ def round_times(setup: Setup, repeats: int, rounds: int) -> dict[str, list[float
     from bare_flower_app import PROMPT_REPLIES_KEY
     from flwr.cli.build import build_fab_from_files
 
-    from sangsaeng.server import runs
-    from sangsaeng.server.control import FlowerControl, wait_for_run
-    from sangsaeng.server.deployment import LocalDeployment, PartnerNode
-    from sangsaeng.server.store import COMPLETED, Store
-    from sangsaeng.shared.task import RUN_CONFIG_KEY, TaskSpec
+    from sangsaeng.server.db import Store
+    from sangsaeng.server.deployment.flower_processes import LocalDeployment, PartnerNode
+    from sangsaeng.server.flower.control import FlowerControl, wait_for_run
+    from sangsaeng.server.runs import lifecycle
+    from sangsaeng.server.runs.states import COMPLETED
+    from sangsaeng.shared.task import TaskSpec
+    from sangsaeng.shared.wire import RUN_CONFIG_TASK
 
     class Node(PartnerNode):  # the bare app reads its data file from the node config
         def node_config(self) -> str:
@@ -83,14 +89,15 @@ def round_times(setup: Setup, repeats: int, rounds: int) -> dict[str, list[float
         "bare_flower_app.py": (BENCH / "bare_flower_app.py").read_bytes()})
     fab = (bare_fab, hashlib.sha256(bare_fab).hexdigest())
     times: dict[str, list[float]] = {app: [] for app in APPS}
-    nodes = [Node(name, path) for name, path in zip(PARTNERS, setup.policies, strict=True)]
+    nodes: list[PartnerNode] = [Node(name, path)
+                                for name, path in zip(PARTNERS, setup.policies, strict=True)]
     with LocalDeployment(setup.workdir / "flower", store_url, nodes) as deployment:
         control = FlowerControl(deployment.address)
-        start = {SANGSAENG: lambda: int(runs.start_run(store, control, task, None)
+        start = {SANGSAENG: lambda: int(lifecycle.start(store, control, task, None)
                                         .flower_run_id or 0),
-                 BARE: lambda: control.start_app(fab, {RUN_CONFIG_KEY: setup.task_json,
+                 BARE: lambda: control.start_app(fab, {RUN_CONFIG_TASK: setup.task_json,
                                                        PROMPT_REPLIES_KEY: False}),
-                 BARE_PROMPT: lambda: control.start_app(fab, {RUN_CONFIG_KEY: setup.task_json,
+                 BARE_PROMPT: lambda: control.start_app(fab, {RUN_CONFIG_TASK: setup.task_json,
                                                               PROMPT_REPLIES_KEY: True})}
         for turn in range(repeats + 1):  # the first turn warms up (FAB install, connections)
             for name in APPS[turn % 3:] + APPS[:turn % 3]:  # each app first in turn
@@ -105,7 +112,7 @@ def round_times(setup: Setup, repeats: int, rounds: int) -> dict[str, list[float
                 if turn:
                     times[name].append(seconds)
         control.close()
-    if any(run.status != COMPLETED for run in store.list_runs()):
+    if any(run.status != COMPLETED for run in store.runs.list()):
         raise RuntimeError("a Sangsaeng run is not recorded as completed")
     return times
 
@@ -148,12 +155,13 @@ def _first_call_seconds(app: str, kind: str, setup: Setup, run_id: int) -> float
 def store_seconds(setup: Setup, rounds: int = 20) -> float:
     """What the ServerApp writes per round beyond FedAvg: the partners' privacy reports
     and the round's record (train and evaluate)."""
-    from sangsaeng.server.store import Store
+    from sangsaeng.server.db import Store
+    from sangsaeng.server.runs import lifecycle
     from sangsaeng.shared.accounting import PrivacyReport
     from sangsaeng.shared.task import TaskSpec
 
     store = Store(f"sqlite:///{setup.workdir / 'store-writes.db'}")
-    run_id = store.create_run(TaskSpec.from_json(setup.task_json), None)
+    run_id = lifecycle.create(store, TaskSpec.from_json(setup.task_json), None)
     report = PrivacyReport(partner="p", dataset="caravan", noise_multiplier=1.0,
                            sample_rate=0.05, steps=40, delta=1e-5, epsilon=1.0,
                            lifetime_epsilon=1.0, epsilon_cap=10.0, ledger_seq=2,
@@ -161,9 +169,9 @@ def store_seconds(setup: Setup, rounds: int = 20) -> float:
     seconds = []
     for round_ in range(1, rounds + 1):
         start = time.perf_counter()
-        store.add_privacy_reports(run_id, round_, [(node, report) for node in (1, 2, 3)])
-        store.record_round(run_id, round_, trained_nodes=3, partner_errors=[])
-        store.record_round(run_id, round_, evaluated_nodes=3, metrics={"auc": 0.7})
+        store.privacy.add(run_id, round_, [(node, report) for node in (1, 2, 3)])
+        store.runs.record_round(run_id, round_, trained_nodes=3, partner_errors=[])
+        store.runs.record_round(run_id, round_, evaluated_nodes=3, metrics={"auc": 0.7})
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds)
 

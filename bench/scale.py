@@ -13,7 +13,7 @@ Needs flwr[simulation] (Ray; in the dev extra).
 Data: each partner holds 1,000 rows sampled (seeded by partner) from the demo's real
 table, Caravan (5,822 rows, from the ISLP wheel), as CSV: partners overlap, so this
 measures cost, not learning. Policies are the demo's (ε cap 10), each partner with a
-fresh ledger. The task is the demo's (server/tasks/caravan.toml) with `--rounds` rounds,
+fresh ledger. The task is the demo's (sangsaeng/demo/caravan.toml) with `--rounds` rounds,
 min_nodes = partners and a one-hour round timeout. Afterwards the store must say the run
 completed with every partner trained and evaluated in every round, or the script fails.
 
@@ -43,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 BENCH = Path(__file__).resolve().parent
 ROWS_PER_PARTNER = 1000
@@ -116,7 +117,7 @@ def write_partners(work: Path, partners: int) -> None:
     """Each partner's data: ROWS_PER_PARTNER rows of Caravan, shared by every run."""
     import pandas as pd
 
-    from sangsaeng.server.demo_data import caravan_path
+    from sangsaeng.demo.data import caravan_path
 
     table = pd.read_csv(caravan_path())
     (work / "data").mkdir(exist_ok=True)
@@ -129,12 +130,14 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
     """One run of `partners` virtual partners on a fresh simulation SuperLink."""
     from flwr.cli.build import build_fab_from_files
 
-    from sangsaeng.server.control import STORE_RUN_CONFIG_KEY, FlowerControl, wait_for_run
-    from sangsaeng.server.demo import default_task_path
-    from sangsaeng.server.demo_data import caravan_columns, write_policy
-    from sangsaeng.server.deployment import LocalDeployment
-    from sangsaeng.server.store import COMPLETED, Store
-    from sangsaeng.shared.task import RUN_CONFIG_KEY, TaskSpec, load_task
+    from sangsaeng.demo.data import caravan_columns, default_task_path, write_policy
+    from sangsaeng.server.db import Store
+    from sangsaeng.server.deployment.flower_processes import LocalDeployment
+    from sangsaeng.server.flower.control import FlowerControl, wait_for_run
+    from sangsaeng.server.runs import lifecycle
+    from sangsaeng.server.runs.states import COMPLETED
+    from sangsaeng.shared.task import TaskSpec, load_task
+    from sangsaeng.shared.wire import RUN_CONFIG_STORE_RUN, RUN_CONFIG_TASK
 
     here = work / f"n{partners}"
     task = TaskSpec.from_dict({**load_task(default_task_path()).model_dump(),
@@ -148,20 +151,20 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
                                    "sim_app.py": (BENCH / "sim_app.py").read_bytes()})
     store_url = f"sqlite:///{here / 'store.db'}"
     store = Store(store_url)
-    run_id = store.create_run(task, None)
+    run_id = lifecycle.create(store, task, None)
     cpus = os.cpu_count() or 1
     with LocalDeployment(here / "flower", store_url, simulation=True) as deployment:
         control = FlowerControl(deployment.address)
         control.configure_simulation(partners, cpus_per_node=1, cpus=cpus)
         tree = Tree(deployment.processes[0].pid)
         flower_run = control.start_app((fab, hashlib.sha256(fab).hexdigest()), {
-            RUN_CONFIG_KEY: task.to_json(), STORE_RUN_CONFIG_KEY: run_id,
+            RUN_CONFIG_TASK: task.to_json(), RUN_CONFIG_STORE_RUN: run_id,
             "policy-dir": str(here / "policies")})
-        store.mark_started(run_id, flower_run)
+        lifecycle.claim(store, run_id, flower_run)
         status = wait_for_run(control, flower_run, timeout=3600 * rounds,
                               on_poll=lambda _: tree.sample(), poll_seconds=SAMPLE_SECONDS)
         control.close()
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     problems = [] if run.status == COMPLETED else [f"run {run.status}: {run.reason}"]
     problems += [f"round {r.round}: {r.trained_nodes} trained, {r.evaluated_nodes} evaluated, "
                  f"errors {r.partner_errors[:3]}" for r in run.rounds
@@ -236,10 +239,10 @@ def main() -> None:
             results.append(measure(n, args.rounds, work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    median_later = [statistics.median(r["round_seconds"][1:] or r["round_seconds"])
-                    for r in results]
+    seconds = [cast(list[float], r["round_seconds"]) for r in results]
+    median_later = [statistics.median(s[1:] or s) for s in seconds]
     print(f"{host}\n\n{table(results)}\n\nlater rounds, median s per partner: "
-          + ", ".join(f"{r['partners']:,}: {m / r['partners']:.3f}"
+          + ", ".join(f"{r['partners']:,}: {m / cast(int, r['partners']):.3f}"
                       for r, m in zip(results, median_later, strict=True))
           + f"\nwhole script: {time.perf_counter() - started:.0f} s")
 

@@ -17,8 +17,8 @@ from flwr.clientapp import ClientApp
 from flwr.common.constant import PARTITION_ID_KEY
 
 from sangsaeng.client.client_app import app as partner_app
-from sangsaeng.client.policy import NODE_CONFIG_KEY
-from sangsaeng.server.server_app import app as server  # noqa: F401  (the FAB's serverapp)
+from sangsaeng.server.flower.server_app import app as server  # noqa: F401  (the FAB's serverapp)
+from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
 POLICY_DIR_KEY = "policy-dir"
 
@@ -32,5 +32,5 @@ def virtual_partner(msg: Message, context: Context) -> Message:
     policy = f"{context.run_config[POLICY_DIR_KEY]}/{context.node_config[PARTITION_ID_KEY]}"
     return partner_app(msg, Context(
         run_id=context.run_id, node_id=context.node_id, state=context.state,
-        node_config={NODE_CONFIG_KEY: f"{policy}.policy.toml"},
+        node_config={NODE_CONFIG_POLICY: f"{policy}.policy.toml"},
         run_config=context.run_config))

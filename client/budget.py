@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from sangsaeng.shared.accounting import epsilon
+from sangsaeng.shared.accounting import spending
 
 from .ledger import COMMIT, RESERVE, Ledger
 from .policy import PartnerPolicy
@@ -41,18 +41,17 @@ def dataset_budget(policy: PartnerPolicy, dataset: str) -> DatasetBudget:
             raise LedgerBroken(f"the {dataset} ledger fails verification at entry "
                                f"{check.first_broken_seq}: {check.problem}")
         entries = ledger.entries()
-    reserves = [e for e in entries if e.kind == RESERVE]
-    spent = epsilon([e.mechanism() for e in reserves], rules.delta)
+    spent = spending(((e.run_id, e.mechanism()) for e in entries if e.kind == RESERVE),
+                     rules.delta)
     runs = [
         RunSpend(run_id=run_id,
-                 rounds=sum(e.run_id == run_id for e in reserves),
+                 rounds=sum(e.run_id == run_id and e.kind == RESERVE for e in entries),
                  committed=sum(e.run_id == run_id and e.kind == COMMIT for e in entries),
-                 epsilon=epsilon([e.mechanism() for e in reserves if e.run_id == run_id],
-                                 rules.delta))
-        for run_id in dict.fromkeys(e.run_id for e in reserves)  # in order of first spend
+                 epsilon=run_epsilon)
+        for run_id, run_epsilon in spent.runs.items()  # in order of first spend
     ]
     return DatasetBudget(partner=policy.partner, dataset=dataset, cap=rules.epsilon_cap,
-                         delta=rules.delta, spent=spent,
-                         remaining=max(0.0, rules.epsilon_cap - spent), runs=runs)
+                         delta=rules.delta, spent=spent.lifetime,
+                         remaining=max(0.0, rules.epsilon_cap - spent.lifetime), runs=runs)
 
 

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from sangsaeng.shared.cli import REFUSED, USAGE, fail, failing_on
 from sangsaeng.shared.signing import SigningKeyError, create_key, load_key, public_key_of
 
 from .budget import LedgerBroken, dataset_budget
@@ -33,14 +33,11 @@ DatasetOption = Annotated[str | None, typer.Option(help="One dataset (default: a
 
 
 def _load(policy_path: Path, dataset: str | None) -> tuple[PartnerPolicy, list[str]]:
-    try:
+    with failing_on(PolicyError, TaskRefused):
         policy = PartnerPolicy.load(policy_path)
         names = [dataset] if dataset else list(policy.datasets)
         for name in names:
             policy.dataset(name)
-    except (PolicyError, TaskRefused) as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(2) from None
     return policy, names
 
 
@@ -55,9 +52,7 @@ def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
             console.print(f"{policy.partner} / {name}: {err}")
             continue
         except LedgerBroken as err:
-            console.print(f"[red]{policy.partner} / {name}: {err}; no budget can be read "
-                          "from it[/]")
-            raise typer.Exit(1) from None
+            fail(f"{policy.partner} / {name}: {err}; no budget can be read from it")
         table = Table(title=f"{b.partner} / {b.dataset}: spent ε {b.spent:.3f} of cap "
                             f"{b.cap:g} (δ={b.delta:g}), remaining {b.remaining:.3f}",
                       caption="ε per run is that run alone; runs compose by the accountant, "
@@ -82,8 +77,7 @@ def verify(
     if expect is not None:
         seq, _, hash_ = expect.partition(":")
         if not (dataset and seq.isdigit() and len(hash_) == 64):
-            console.print("[red]--expect takes SEQ:HASH (64 hex digits), with --dataset[/]")
-            raise typer.Exit(2)
+            fail("--expect takes SEQ:HASH (64 hex digits), with --dataset", USAGE)
         anchor = (int(seq), hash_)
     broken = False
     for name in names:
@@ -111,11 +105,8 @@ def export(policy_path: PolicyOption, dataset: Annotated[str, typer.Option()],
     """The dataset's whole ledger as JSON, signed with the partner's key, for auditors
     (`sangsaeng audit verify --ledger FILE`)."""
     policy, _ = _load(policy_path, dataset)
-    try:
+    with failing_on(LedgerMissing, SigningKeyError, code=REFUSED):
         signed = export_ledger(policy, dataset)
-    except (LedgerMissing, SigningKeyError) as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(1) from None
     text = signed.model_dump_json(indent=1) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -130,11 +121,8 @@ def key_create(policy_path: PolicyOption) -> None:
     """Make the partner's signing key (never overwrites one) and print its public key,
     which the coordinator's operator registers (`sangsaeng admin partner add`)."""
     policy, _ = _load(policy_path, None)
-    try:
+    with failing_on(SigningKeyError, code=REFUSED):
         public = create_key(policy.signing_key_path())
-    except SigningKeyError as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(1) from None
     notes.print(f"created {policy.signing_key_path()} (keep it private); its public key:")
     sys.stdout.write(public + "\n")
 
@@ -143,8 +131,5 @@ def key_create(policy_path: PolicyOption) -> None:
 def key_show(policy_path: PolicyOption) -> None:
     """Print the partner's public key (base64 of 32 bytes)."""
     policy, _ = _load(policy_path, None)
-    try:
+    with failing_on(SigningKeyError, code=REFUSED):
         sys.stdout.write(public_key_of(load_key(policy.signing_key_path())) + "\n")
-    except SigningKeyError as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(1) from None

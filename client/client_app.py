@@ -27,7 +27,8 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
-from sangsaeng.shared.accounting import PRIVACY_KEY, Mechanism, PrivacyReport
+from sangsaeng.shared import wire
+from sangsaeng.shared.accounting import Mechanism, PrivacyReport
 from sangsaeng.shared.metrics import roc_auc, rounded_count
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.preprocess import DataValidationError
@@ -97,22 +98,21 @@ def train(msg: Message, context: Context) -> Message:
             partner=policy.partner, plan_seconds=_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout)
         dp_sgd.train(model, data.x_train, data.y_train, task, planned)
         commit = ledger.commit(reserve)  # the update goes to Flower for sending right after
+        # recomputed by the accountant from the ledger's history up to this commit (a
+        # concurrent run's later reserve is not in it): auditors recompute exactly these
+        spent = ledger.spending(rules.delta, upto=commit.seq)
         report = PrivacyReport(
             partner=policy.partner, dataset=task.dataset,
             noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
             steps=planned.steps, delta=rules.delta,
-            # both recomputed by the accountant from the ledger's history up to this
-            # commit (a concurrent run's later reserve is not in it): auditors recompute
-            # exactly these from the ledger
-            epsilon=ledger.epsilon(rules.delta, run_id=run_id, upto=commit.seq),
-            lifetime_epsilon=ledger.epsilon(rules.delta, upto=commit.seq),
+            epsilon=spent.runs[run_id], lifetime_epsilon=spent.lifetime,
             epsilon_cap=rules.epsilon_cap,
             ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger
         )
     return Message(RecordDict({
-        "arrays": ArrayRecord(model.state_dict()),
-        "metrics": MetricRecord({"num-examples": rounded_count(len(data.y_train))}),
-        PRIVACY_KEY: ConfigRecord(report.model_dump()),
+        wire.ARRAYS: ArrayRecord(model.state_dict()),
+        wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: rounded_count(len(data.y_train))}),
+        wire.PRIVACY: ConfigRecord(report.model_dump()),
     }), reply_to=msg)
 
 
@@ -153,8 +153,8 @@ def evaluate(msg: Message, context: Context) -> Message:
         if auc is not None:
             metrics["auc"] = auc
     rounded = {key: round(value, METRIC_DIGITS) for key, value in metrics.items()}
-    return Message(RecordDict({"metrics": MetricRecord({
-        "num-examples": rounded_count(len(labels)), **rounded})}), reply_to=msg)
+    return Message(RecordDict({wire.METRICS: MetricRecord({
+        wire.NUM_EXAMPLES: rounded_count(len(labels)), **rounded})}), reply_to=msg)
 
 
 def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, LocalData]:
@@ -170,10 +170,10 @@ def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, Lo
 
 
 def _server_round(msg: Message) -> int:
-    return int(cast(int, msg.content.config_records["config"]["server-round"]))
+    return int(cast(int, msg.content.config_records[wire.CONFIG][wire.SERVER_ROUND]))
 
 
 def _global_model(msg: Message, task: TaskSpec) -> torch.nn.Module:
     model = build_model(task)
-    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    model.load_state_dict(msg.content.array_records[wire.ARRAYS].to_torch_state_dict())
     return model

@@ -19,7 +19,8 @@ the file consistently (entries and head together) is caught only against an outs
 anchor: every privacy report sends the ledger's head (seq, hash) to the coordinator, and
 `verify(expect=...)` checks that such a recorded head is still in the chain; auditors
 check every recorded head against the partner's signed export (`export_ledger`). The
-format (entries, hashes, chain walk, export) is in shared/ledger_format.py.
+format (entries, the chain walk, export) is in shared/ledger_format.py, the hashes in
+shared/hash_chain.py.
 """
 
 from __future__ import annotations
@@ -32,17 +33,16 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sangsaeng.shared.accounting import Mechanism, epsilon
+from sangsaeng.shared.accounting import Mechanism, Spending, epsilon, spending
+from sangsaeng.shared.hash_chain import GENESIS, canonical_sha256
 from sangsaeng.shared.ledger_format import (
     COMMIT,
-    GENESIS,
     RESERVE,
     Entry,
     Head,
     LedgerExport,
     SignedLedgerExport,
     VerifyResult,
-    canonical_sha256,
     verify_chain,
 )
 from sangsaeng.shared.signing import load_key, public_key_of, sign
@@ -156,16 +156,15 @@ class Ledger:
     def entries(self) -> list[Entry]:
         return [Entry.model_validate(row) for row in self._rows(self._db)]
 
-    def history(self, run_id: str | None = None, upto: int | None = None) -> list[Mechanism]:
-        """Every reserved mechanism (of one run, if given; up to entry `upto`, if given):
-        the accountant's history."""
-        return [e.mechanism() for e in self.entries()
-                if e.kind == RESERVE and (run_id is None or e.run_id == run_id)
-                and (upto is None or e.seq <= upto)]
+    def history(self) -> list[Mechanism]:
+        """Every reserved mechanism, in order: the accountant's history."""
+        return [e.mechanism() for e in self.entries() if e.kind == RESERVE]
 
-    def epsilon(self, delta: float, run_id: str | None = None, upto: int | None = None
-                ) -> float:
-        return epsilon(self.history(run_id, upto), delta)
+    def spending(self, delta: float, upto: int | None = None) -> Spending:
+        """What the dataset has spent (up to entry `upto`, if given): every reserve,
+        committed or not."""
+        return spending(((e.run_id, e.mechanism()) for e in self.entries()
+                         if e.kind == RESERVE and (upto is None or e.seq <= upto)), delta)
 
     def head(self) -> tuple[int, str] | None:
         """(seq, hash) of the last entry: what privacy reports send as an outside anchor."""

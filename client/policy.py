@@ -21,16 +21,15 @@ is touched or any budget is spent, with a reason that names the rule (never data
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.files import DocumentError, read_toml
 from sangsaeng.shared.task import TaskSpec, describe
-
-NODE_CONFIG_KEY = "policy"
+from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
 
 class PolicyError(ValueError):
@@ -66,21 +65,22 @@ class PartnerPolicy(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> PartnerPolicy:
         path = Path(path)
-        if not path.is_file():
-            raise PolicyError("the policy file named in node_config 'policy' does not exist")
         try:
-            policy = cls.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-        except tomllib.TOMLDecodeError as err:
-            raise PolicyError(f"the policy file is not valid TOML ({err})") from None
+            policy = cls.model_validate(read_toml(path))
+        except DocumentError as err:  # path- and content-free: sent to the coordinator
+            if err.problem == "missing":
+                raise PolicyError(f"the policy file named in node_config "
+                                  f"'{NODE_CONFIG_POLICY}' does not exist") from None
+            raise PolicyError(f"the policy file is {err}") from None
         except ValidationError as err:
             raise PolicyError(describe(err, "policy")) from None
         return policy.resolved(path.parent)
 
     @classmethod
     def from_node_config(cls, node_config: dict[str, object]) -> PartnerPolicy:
-        path = node_config.get(NODE_CONFIG_KEY)
+        path = node_config.get(NODE_CONFIG_POLICY)
         if not isinstance(path, str) or not path:
-            raise PolicyError(f"SuperNode node_config has no '{NODE_CONFIG_KEY}' (policy file)")
+            raise PolicyError(f"SuperNode node_config has no '{NODE_CONFIG_POLICY}' (policy file)")
         return cls.load(path)
 
     def resolved(self, base: Path) -> PartnerPolicy:

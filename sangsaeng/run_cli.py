@@ -3,41 +3,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from sangsaeng.server.api_models import RunOut
+from sangsaeng.shared.cli import TokenOption, UrlOption, api_session, failing_on
+from sangsaeng.shared.http import DEFAULT_API_URL
+from sangsaeng.shared.rest.runs import RunOut
 from sangsaeng.shared.task import TaskSpecError, load_task
 
-from .api_client import API_URL_ENV, DEFAULT_API_URL, TOKEN_ENV, ApiError, SangsaengApi
+from .api_client import SangsaengApi
 from .views import print_run, print_runs, watch_run
 
 app = typer.Typer(help="Startups: start, follow and stop runs; take the model home.",
                   no_args_is_help=True)
 console = Console()
-
-UrlOption = Annotated[str, typer.Option("--api-url", envvar=API_URL_ENV,
-                                        help="The coordinator's API.")]
-TokenOption = Annotated[str, typer.Option("--token", envvar=TOKEN_ENV, show_default=False,
-                                          help="Your API token.")]
-
-
-@contextmanager
-def api_session(url: str, token: str) -> Iterator[SangsaengApi]:
-    """The API client; its refusals become a red line and exit code 1."""
-    try:
-        with SangsaengApi(url, token) as api:
-            yield api
-    except ApiError as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(1) from None
-
 
 def _exit_for(status: str) -> None:
     if status != "completed":
@@ -49,12 +31,9 @@ def start(task_path: Annotated[Path, typer.Argument(metavar="TASK")], token: Tok
           api_url: UrlOption = DEFAULT_API_URL,
           watch: Annotated[bool, typer.Option(help="Follow it until it ends.")] = False) -> None:
     """Start a run of a task file (.toml or .json); prints the run's id."""
-    try:
+    with failing_on(TaskSpecError):
         task = load_task(task_path)
-    except TaskSpecError as err:
-        console.print(f"[red]{escape(str(err))}[/]")
-        raise typer.Exit(2) from None
-    with api_session(api_url, token) as api:
+    with api_session(SangsaengApi, api_url, token) as api:
         run = api.start_run(task)
         console.print(f"started run {run.id} on '{run.dataset}' ({run.status}); follow it with "
                       f"`sangsaeng run watch {run.id}`")
@@ -65,7 +44,7 @@ def start(task_path: Annotated[Path, typer.Argument(metavar="TASK")], token: Tok
 @app.command()
 def watch(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Follow a run live, round by round, until it ends (exit 1 unless it completed)."""
-    with api_session(api_url, token) as api:
+    with api_session(SangsaengApi, api_url, token) as api:
         _exit_for(_watch(api, run_id).status)
 
 
@@ -78,21 +57,21 @@ def _watch(api: SangsaengApi, run_id: int) -> RunOut:
 @app.command("list")
 def list_runs(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Your runs (every run, for the admin and auditor roles)."""
-    with api_session(api_url, token) as api:
+    with api_session(SangsaengApi, api_url, token) as api:
         print_runs(api.runs(), console)
 
 
 @app.command()
 def show(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """A run's status, metrics and ε per partner, round by round."""
-    with api_session(api_url, token) as api:
+    with api_session(SangsaengApi, api_url, token) as api:
         print_run(api.run(run_id), console)
 
 
 @app.command()
 def stop(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Ask the coordinator to stop a run."""
-    with api_session(api_url, token) as api:
+    with api_session(SangsaengApi, api_url, token) as api:
         run = api.stop(run_id)
         console.print(f"run {run.id}: stop requested ({run.status})")
 
@@ -105,7 +84,7 @@ def model(run_id: int, token: TokenOption,
           card: Annotated[Path | None, typer.Option(help="Also write the model card (JSON) "
                                                      "here.")] = None) -> None:
     """Download a run's model (safetensors, sha256-checked) and, optionally, its card."""
-    with api_session(api_url, token) as api:
+    with api_session(SangsaengApi, api_url, token) as api:
         weights = api.model(run_id)
         card_json = api.card(run_id).model_dump_json(indent=2) if card else None
     _write_atomically(output, weights)

@@ -1,19 +1,13 @@
-"""How runs and audits look in the terminal: live progress from the API's events, and
-tables."""
+"""How runs look in the terminal: live progress from the API's events, and tables."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sangsaeng.server.api_models import RunOut, RunSummary
-
-if TYPE_CHECKING:
-    from sangsaeng.audit.verify import Verification
+from sangsaeng.shared.rest.runs import RunOut, RunSummary
 
 from .api_client import SangsaengApi
 
@@ -74,40 +68,3 @@ def print_runs(runs: list[RunSummary], console: Console) -> None:
 
 def fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def print_verification(result: Verification, console: Console) -> None:
-    accountants = Table(title=f"ε recomputed with dp_accounting (tolerance: {result.tolerance})")
-    for col in ["partner / dataset", "history", "reports", "claimed ε", "recomputed ε (RDP)",
-                "difference", "max |difference|", "PLD ε", ""]:
-        accountants.add_column(col, justify="left" if col.startswith(("partner", "hist"))
-                               else "right")
-    for a in result.accountants:
-        accountants.add_row(escape(f"{a.partner} / {a.dataset}"), a.history, str(a.reports),
-                            f"{a.claimed:.4f}", f"{a.recomputed:.4f}", f"{a.difference:+.1e}",
-                            f"{a.max_difference:.1e}", f"{a.pld:.4f}", _mark(a.ok))
-    console.print(accountants)
-    ledgers = Table(title="Partners' signed ledgers against the coordinator's records")
-    for col in ["partner / dataset", "export", "signature", "chain", "records matched",
-                "ledger ε", "coordinator ε", ""]:
-        ledgers.add_column(col)
-    for lr in result.ledgers:
-        ledgers.add_row(escape(f"{lr.partner} / {lr.dataset}"), escape(lr.source or "-"),
-                        lr.signature, escape(lr.chain), f"{lr.matched} of {lr.records}",
-                        "-" if lr.ledger_epsilon is None else f"{lr.ledger_epsilon:.4f}",
-                        f"{lr.coordinator_epsilon:.4f}", _mark(lr.ok))
-    console.print(ledgers)
-    log = result.audit_log
-    console.print(f"audit log: {'ok' if log.ok else '[red]BROKEN[/]'} ({log.entries} entries"
-                  + (f", head {log.head_seq}:{log.head_hash})" if log.head_seq else ")"))
-    for warning in result.warnings:
-        console.print(f"[yellow]warning: {escape(warning)}[/]")
-    for f in result.failures:
-        console.print(f"[red]FAIL \\[{escape(f.check)}] {escape(f.subject)}: "
-                      f"{escape(f.message)}[/]")
-    console.print("[bold green]verification passed[/]" if result.ok else
-                  f"[bold red]verification FAILED: {len(result.failures)} problem(s)[/]")
-
-
-def _mark(ok: bool | None) -> str:
-    return {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]not checked[/]"}[ok]

@@ -1,1 +1,2 @@
-"""The coordinator: ServerApp, store, and the orchestration of Flower processes."""
+"""The coordinator, in rooms: api/ (REST), db/ (the store), runs/ (run states and their
+only owner), flower/ (ServerApp, strategy, Control API, FAB), deployment/ (processes)."""

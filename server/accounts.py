@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .store import Store
+from .db import Store
 
 TOKEN_PREFIX = "sgs_"
 
@@ -41,13 +41,13 @@ def create_token(store: Store, name: str, role: Role, tenant: str | None = None)
     if (role == Role.STARTUP) != bool(tenant):
         raise ValueError("a startup token needs a tenant; admin and auditor tokens take none")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    store.add_token(name, role.value, tenant, token_sha256(token))
+    store.tokens.add(name, role.value, tenant, token_sha256(token))
     return token
 
 
 def authenticate(store: Store, token: str) -> Account | None:
     """The account of a live token, or None for an unknown or revoked one."""
-    row = store.token_by_sha256(token_sha256(token))
+    row = store.tokens.by_sha256(token_sha256(token))
     if row is None or row.revoked_at is not None:
         return None
     return Account(row.id, row.name, Role(row.role), row.tenant)

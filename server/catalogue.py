@@ -1,59 +1,10 @@
-"""The dataset catalogue startups browse: each dataset's public schema and rounded size.
-
-Entries are registered by the operator (`sangsaeng admin dataset add FILE`), as agreed
-with the partners who hold the data; the coordinator never sees a row. A task is checked
-against its dataset's entry before it is started, so a typo fails at once with a 422
-instead of at every partner.
-"""
+"""A task checked against its dataset's catalogue entry before it is started, so a typo
+fails at once with a 422 instead of at every partner."""
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from sangsaeng.shared.task import Feature, TargetSpec, TaskSpec, describe
-
-ROW_ROUNDING = 100  # sizes are published to the nearest hundred rows, never exactly
-
-
-class CatalogueError(ValueError):
-    pass
-
-
-class DatasetEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    features: list[Feature] = Field(min_length=1)
-    target: TargetSpec
-    partners: int = Field(ge=0, description="partner datasets holding this schema")
-    rows: int = Field(ge=0, description=f"rows over all partners, to the nearest "
-                                        f"{ROW_ROUNDING}")
-
-    @field_validator("rows")
-    @classmethod
-    def _rounded(cls, rows: int) -> int:
-        return round(rows / ROW_ROUNDING) * ROW_ROUNDING
-
-    @classmethod
-    def from_file(cls, path: Path) -> DatasetEntry:
-        """Read an entry from a .toml or .json file."""
-        if path.suffix not in (".toml", ".json"):
-            raise CatalogueError(f"{path}: a catalogue file must end in .toml or .json")
-        try:
-            text = path.read_text(encoding="utf-8")
-            if path.suffix == ".json":
-                return cls.model_validate_json(text)
-            return cls.model_validate(tomllib.loads(text))
-        except FileNotFoundError:
-            raise CatalogueError(f"catalogue file not found: {path}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise CatalogueError(f"{path}: not valid TOML ({err})") from None
-        except ValidationError as err:
-            raise CatalogueError(f"{path}: {describe(err, 'catalogue entry')}") from None
+from sangsaeng.shared.rest.catalogue import DatasetEntry
+from sangsaeng.shared.task import TaskSpec
 
 
 def task_problems(task: TaskSpec, entry: DatasetEntry) -> list[tuple[tuple[str | int, ...], str]]:

@@ -1,1 +1,3 @@
-"""What both sides import: the task spec, pre-processing, the model registry and accounting."""
+"""Contracts any two roles share: the task spec, the Flower wire keys, the REST schemas,
+accounting, hash chains, signing, the model registry and pre-processing. Imports no
+role (client, server, audit) and nothing above them."""

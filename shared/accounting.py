@@ -13,12 +13,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 from collections.abc import Iterable
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-PRIVACY_KEY = "privacy"  # the ConfigRecord holding a PrivacyReport in a train reply
 # RDPAccountant.DEFAULT_ALPHAS (opacus/accountants/rdp.py): the orders epsilon is taken over
 ORDERS = [1 + x / 10 for x in range(1, 100)] + list(range(12, 64))
 EPSILON_TOLERANCE = 0.01  # noise_for_target lands this close below the target, as Opacus'
@@ -99,6 +99,27 @@ def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, st
         mid = (low + high) / 2
         low, high = (mid, high) if eps(mid) > target_epsilon else (low, mid)
     return high
+
+
+@dataclass(frozen=True)
+class Spending:
+    """What a dataset has spent: ε of every mechanism composed (`lifetime`), and of each
+    run's own, by run id in order of first spend (runs compose by the accountant, so these
+    do not add up to `lifetime`)."""
+
+    lifetime: float
+    runs: dict[str, float]
+
+
+def spending(history: Iterable[tuple[str, Mechanism]], delta: float) -> Spending:
+    """The one way Sangsaeng tells what a dataset has spent, from (run id, mechanism)
+    pairs: a partner's ledger, or the coordinator's records of it."""
+    items = list(history)
+    by_run: dict[str, list[Mechanism]] = {}
+    for run_id, mechanism in items:
+        by_run.setdefault(run_id, []).append(mechanism)
+    return Spending(lifetime=epsilon((m for _, m in items), delta),
+                    runs={run_id: epsilon(ms, delta) for run_id, ms in by_run.items()})
 
 
 class PrivacyReport(BaseModel):

@@ -10,21 +10,15 @@ the reserves by an accountant.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .accounting import Mechanism
-from .signing import canonical_json
+from .hash_chain import canonical_json, first_break, record_hash
 
-GENESIS = "0" * 64
 RESERVE, COMMIT = "reserve", "commit"
-
-
-def canonical_sha256(fields: dict[str, object]) -> str:
-    """The hash of a chained record (ledger entry, audit log entry) without its own hash."""
-    return hashlib.sha256(canonical_json(fields)).hexdigest()
 
 
 class Entry(BaseModel):
@@ -53,7 +47,7 @@ class Entry(BaseModel):
              "steps": self.steps})
 
     def expected_hash(self) -> str:
-        return canonical_sha256(self.model_dump(exclude={"hash"}))
+        return record_hash(self.model_dump())
 
 
 class VerifyResult(BaseModel):
@@ -67,35 +61,36 @@ def verify_chain(rows: list[dict[str, object]], head: tuple[int, str] | None) ->
     """Walk the chain from genesis; name the first entry that was edited, removed,
     re-ordered or made malformed, a reserve committed twice, or a last entry that
     disagrees with the head."""
-    prev_hash, reserves, committed = GENESIS, set(), set()
-    for expected_seq, row in enumerate(rows, start=1):
-        problem = None
+    entries: list[Entry] = []
+    for row in rows:
         try:
-            entry = Entry.model_validate(row)
+            entries.append(Entry.model_validate(row))
         except ValidationError:
-            return VerifyResult(ok=False, entries=len(rows), first_broken_seq=expected_seq,
-                                problem="it is malformed (a field was edited to an impossible "
-                                        "value)")
-        if entry.seq != expected_seq:
-            problem = f"entry {expected_seq} is missing (the next one is {entry.seq})"
-        elif entry.prev_hash != prev_hash:
-            problem = ("its previous-hash does not match the entry before it (this entry "
-                       "or the one before it was altered)")
-        elif entry.hash != entry.expected_hash():
-            problem = "its content does not match its hash (edited)"
-        elif entry.kind == COMMIT and entry.ref not in reserves:
-            problem = "it commits a reserve that is not in the ledger before it"
-        elif entry.kind == COMMIT and entry.ref in committed:
-            problem = "it commits a reserve that was already committed"
-        if problem:
-            return VerifyResult(ok=False, entries=len(rows),
-                                first_broken_seq=min(entry.seq, expected_seq), problem=problem)
-        if entry.kind == RESERVE:
-            reserves.add(entry.seq)
+            break
+    reserves: set[int] = set()
+    committed: set[int | None] = set()
+
+    def commits_once(record: Mapping[str, object]) -> str | None:
+        kind, seq, ref = record["kind"], record["seq"], record["ref"]
+        if kind == COMMIT and ref not in reserves:
+            return "it commits a reserve that is not in the ledger before it"
+        if kind == COMMIT and ref in committed:
+            return "it commits a reserve that was already committed"
+        if kind == RESERVE:
+            reserves.add(int(seq))  # type: ignore[call-overload]
         else:
-            committed.add(entry.ref)
-        prev_hash = entry.hash
-    last = (int(rows[-1]["seq"]), str(rows[-1]["hash"])) if rows else None  # type: ignore[call-overload]
+            committed.add(ref)  # type: ignore[arg-type]
+        return None
+
+    broken = first_break((e.model_dump() for e in entries), rule=commits_once)
+    if broken is not None:
+        return VerifyResult(ok=False, entries=len(rows), first_broken_seq=broken.seq,
+                            problem=broken.problem)
+    if len(entries) < len(rows):
+        return VerifyResult(ok=False, entries=len(rows), first_broken_seq=len(entries) + 1,
+                            problem="it is malformed (a field was edited to an impossible "
+                                    "value)")
+    last = (entries[-1].seq, entries[-1].hash) if entries else None
     if head != last:  # name the head's entry if it is in range, else the first one missing
         seq = head[0] if head is not None and head[0] <= len(rows) else len(rows) + 1
         return VerifyResult(ok=False, entries=len(rows), first_broken_seq=seq,

@@ -5,7 +5,6 @@ fetch it (and may pin it out of band)."""
 from __future__ import annotations
 
 import base64
-import json
 import os
 from pathlib import Path
 
@@ -19,11 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 class SigningKeyError(ValueError):
     """A key file or a public key is missing or not an Ed25519 key."""
-
-
-def canonical_json(value: object) -> bytes:
-    """The one byte form that gets hashed or signed: sorted keys, no spaces, ASCII."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 def create_key(path: Path) -> str:

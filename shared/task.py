@@ -6,9 +6,6 @@ It travels to the ServerApp and every ClientApp as JSON in Flower's run config.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import tomllib
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -23,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-RUN_CONFIG_KEY = "task"
+from .files import DocumentError, read_document
+from .hash_chain import canonical_sha256
+from .wire import RUN_CONFIG_TASK
 
 Category = Annotated[str, Field(min_length=1)] | int
 
@@ -145,8 +144,7 @@ class TaskSpec(_Strict):
         return self.model_dump_json()
 
     def sha256(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical_sha256(self.model_dump(mode="json"))
 
     @classmethod
     def from_json(cls, text: str) -> TaskSpec:
@@ -164,27 +162,19 @@ class TaskSpec(_Strict):
 
     @classmethod
     def from_run_config(cls, run_config: dict[str, object]) -> TaskSpec:
-        text = run_config.get(RUN_CONFIG_KEY)
+        text = run_config.get(RUN_CONFIG_TASK)
         if not isinstance(text, str) or not text:
-            raise TaskSpecError(f"run config has no '{RUN_CONFIG_KEY}' (a TaskSpec as JSON)")
+            raise TaskSpecError(f"run config has no '{RUN_CONFIG_TASK}' (a TaskSpec as JSON)")
         return cls.from_json(text)
 
 
 def load_task(path: str | Path) -> TaskSpec:
     """Read a task from a .toml or .json file."""
     path = Path(path)
-    if not path.is_file():
-        raise TaskSpecError(f"task file not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise TaskSpecError(f"{path}: not valid TOML ({err})") from None
-        return TaskSpec.from_dict(data)
-    if path.suffix == ".json":
-        return TaskSpec.from_json(text)
-    raise TaskSpecError(f"{path}: a task file must end in .toml or .json")
+    try:
+        return TaskSpec.from_dict(read_document(path))
+    except DocumentError as err:
+        raise TaskSpecError(err.about(path, "task")) from None
 
 
 def describe(err: ValidationError, what: str = "task spec") -> str:

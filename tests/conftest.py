@@ -1,43 +1,30 @@
+"""Fixtures every test may use, and the marker of each test: the folder it is in says
+what it needs (unit: nothing; integration: real servers or Flower processes on loopback;
+e2e: the CLIs and the demo as users run them)."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sangsaeng.server.demo import default_task_path
-from sangsaeng.server.demo_data import caravan_columns, write_policy
-from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.demo.data import default_task_path
 from sangsaeng.shared.task import TaskSpec, load_task
 
+from .support.processes import tag_this_session
 
-def task_with(**changes: Any) -> TaskSpec:
-    """The demo's Caravan task with top-level fields (or `dp` / `model` dicts) changed."""
-    data = load_task(default_task_path()).model_dump()
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return TaskSpec.from_dict(data)
+tag_this_session()  # before any test starts a process: every child inherits the tag
+
+KINDS = ("unit", "integration", "e2e")
 
 
-def opacus_live_epsilon(history: list[Mechanism], delta: float) -> float:
-    """Epsilon as Opacus' PrivacyEngine accumulates it while training: one accountant.step
-    per optimizer step (an independent path from the project's whole-history replay)."""
-    from opacus.accountants import RDPAccountant
-
-    accountant = RDPAccountant()
-    for m in history:
-        for _ in range(m.steps):
-            accountant.step(noise_multiplier=m.noise_multiplier, sample_rate=m.sample_rate)
-    return float(accountant.get_epsilon(delta=delta))
-
-
-def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0) -> Path:
-    """A partner policy for the Caravan dataset that allows every column but the id."""
-    return write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
-                        cap, caravan_columns())
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        kind = Path(str(item.path)).parent.name
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/unit, "
+                                    "tests/integration or tests/e2e")
+        item.add_marker(kind)
 
 
 @pytest.fixture

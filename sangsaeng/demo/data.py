@@ -1,0 +1,94 @@
+"""The demo's real data: the CoIL 2000 insurance customer table shipped in ISLP's wheel.
+
+Read straight from the installed files (importing ISLP would pull scikit-learn and more),
+checked by sha256, and split into one private file per demo partner, each with the
+partner's own policy file next to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CARAVAN_FILE = "ISLP/data/Caravan.csv"
+CARAVAN_SHA256 = "e89d49b6fb8fe02d76bb5bb80d8e0dab473bf9f6a72515e30c259f6d7da42269"
+INSTALL_HINT = "pip install --no-deps islp==0.6.0"
+
+
+class DemoDataError(RuntimeError):
+    pass
+
+
+def default_task_path() -> Path:
+    """The demo's task: who buys caravan insurance, from the Caravan table."""
+    return Path(str(files("sangsaeng.demo") / "caravan.toml"))
+
+
+def caravan_path() -> Path:
+    try:
+        dist = importlib.metadata.distribution("islp")
+    except importlib.metadata.PackageNotFoundError:
+        raise DemoDataError(f"the demo data ships in ISLP's wheel: {INSTALL_HINT}") from None
+    path = Path(str(dist.locate_file(CARAVAN_FILE)))
+    if not path.is_file():
+        raise DemoDataError(f"{CARAVAN_FILE} is missing from the installed ISLP: {INSTALL_HINT}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != CARAVAN_SHA256:
+        raise DemoDataError(f"{path} has sha256 {digest}, expected {CARAVAN_SHA256}")
+    return path
+
+
+def caravan_columns() -> list[str]:
+    return list(pd.read_csv(caravan_path(), nrows=0).columns)
+
+
+ID_COLUMN = "customer_id"  # like any enterprise table, it has an identifier no task may use
+
+
+def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path]:
+    """Shuffle the table and write one near-equal slice per partner, with a customer id
+    column added. The first partner gets Parquet and the others CSV, so both readers
+    are exercised."""
+    table = pd.read_csv(caravan_path())
+    table.insert(0, ID_COLUMN, np.arange(100001, 100001 + len(table)))
+    order = np.random.default_rng(seed).permutation(len(table))
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (name, rows) in enumerate(zip(names, np.array_split(order, len(names)), strict=True)):
+        part = table.iloc[np.sort(rows)].reset_index(drop=True)
+        path = outdir / f"{name}.{'parquet' if i == 0 else 'csv'}"
+        if path.suffix == ".parquet":
+            part.to_parquet(path, index=False)
+        else:
+            part.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def write_policy(path: Path, partner: str, dataset: str, data_path: Path, epsilon_cap: float,
+                 allowed_columns: list[str], delta: float = 1e-5) -> Path:
+    """A partner's policy file (see client/policy.py). JSON strings and arrays are valid
+    TOML values, so json.dumps quotes them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""\
+partner = {json.dumps(partner)}
+ledger_dir = {json.dumps(str(path.parent / f"{partner}-ledger"))}
+
+[datasets.{dataset}]
+data_path = {json.dumps(str(data_path))}
+epsilon_cap = {epsilon_cap}
+delta = {delta}
+min_noise_multiplier = 0.5
+max_sample_rate = 0.1
+max_rounds_per_run = 20
+allowed_columns = {json.dumps(allowed_columns)}
+allowed_models = ["logreg", "mlp"]
+min_rows = 500
+""")
+    return path

@@ -1,0 +1,197 @@
+"""`sangsaeng demo`: a whole federated DP run on loopback, driven as a startup would.
+
+The coordinator (SuperLink on loopback, Fleet proxy, API) starts with three partner
+SuperNodes; each partner holds a private slice of a real insurance customer table and its
+own privacy policy (a lifetime epsilon cap) and ledger, trains locally with DP-SGD and
+sends only clipped, noised updates. The operator registers the dataset in the catalogue
+and the partners' public keys, and gives a startup a token; the startup then starts the
+run, follows it and downloads the model through the REST API only. Last, an auditor
+takes each partner's signed ledger export and checks it, and every ε, against the
+coordinator's records through the audit API, and writes the audit report. The work
+directory persists, so a second demo run continues from the partners' spending — until
+a partner's cap refuses a run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from sangsaeng.api_client import SangsaengApi
+from sangsaeng.audit.fetch import AuditApi, fetch
+from sangsaeng.audit.report import AuditReport, write_report
+from sangsaeng.audit.verify import LoadedLedger, Verification, verify
+from sangsaeng.audit.views import print_verification
+from sangsaeng.client.budget import DatasetBudget, dataset_budget
+from sangsaeng.client.ledger import LedgerMissing, export_ledger
+from sangsaeng.client.policy import PartnerPolicy
+from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.deployment.coordinator import Coordinator
+from sangsaeng.server.deployment.flower_processes import PartnerNode
+from sangsaeng.server.runs.reconcile import END_GRACE
+from sangsaeng.server.runs.states import COMPLETED, OPEN
+from sangsaeng.shared.rest.catalogue import DatasetEntry
+from sangsaeng.shared.rest.runs import RunOut
+from sangsaeng.shared.signing import create_key, load_key, public_key_of
+from sangsaeng.shared.task import TaskSpec, load_task
+from sangsaeng.views import fmt, print_run, watch_run
+
+from .baseline import centralized_auc
+from .data import caravan_columns, default_task_path, write_partitions, write_policy
+
+# partner -> its lifetime epsilon cap on the dataset (its policy, not the task's)
+PARTNERS = {"hanbit-bank": 10.0, "daehan-insurance": 10.0, "minjung-mutual": 6.0}
+DEMO_TENANT = "demo-startup"
+# The ServerApp records a stop within seconds; if it cannot (Flower ends it hard after 5 s),
+# reconciliation records it after END_GRACE. Either way the store says how the run ended.
+STOP_GRACE_SECONDS = END_GRACE.total_seconds() + 15
+
+
+@dataclass
+class DemoResult:
+    run: RunOut
+    baseline_auc: float | None
+    model_path: Path | None
+    store_url: str
+    budgets: list[DatasetBudget]  # each partner's own view, from its ledger
+    verification: Verification  # the auditor's, of the partners' ledgers and every ε
+    report_path: Path
+
+
+def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None = None,
+             console: Console | None = None) -> DemoResult:
+    console = console or Console()
+    task = load_task(task_path or default_task_path())  # a bad task stops here: nothing started
+    workdir = workdir.resolve()
+    store_url = store_url or f"sqlite:///{workdir / 'sangsaeng.db'}"
+    data_paths = write_partitions(list(PARTNERS), workdir / "partners")
+    allowed = caravan_columns()  # every column of the table, but not the customer id
+    partners = [
+        PartnerNode(name, write_policy(workdir / "partners" / f"{name}.policy.toml", name,
+                                       task.dataset, path, cap, allowed))
+        for (name, cap), path in zip(PARTNERS.items(), data_paths, strict=True)
+    ]
+    console.print(f"[bold]Sangsaeng demo[/]: {len(partners)} partners hold private slices of "
+                  f"'{task.dataset}'; task {task.sha256()[:12]} ({task.model.kind}, "
+                  f"{task.rounds} rounds, σ={task.dp.noise_multiplier or 'from target ε'}, "
+                  f"δ={task.dp.delta:g})")
+    with Coordinator(workdir, store_url) as coordinator:
+        # The operator's part: publish the dataset's schema, give the startup a token.
+        entry = _catalogue_entry(task, data_paths)
+        coordinator.store.catalogue.put(entry.name, entry.model_dump_json())
+        # kept for `sangsaeng admin dataset add` against a `sangsaeng server` of your own
+        (workdir / f"{entry.name}.catalogue.json").write_text(entry.model_dump_json(indent=2))
+        token = create_token(coordinator.store, "demo", Role.STARTUP, DEMO_TENANT)
+        for partner in partners:  # its key, made by the partner; registered by the operator
+            coordinator.store.partners.put(partner.partner, _partner_key(partner))
+            coordinator.add_partner(partner)
+        console.print(f"API {coordinator.api_url}; partners' SuperNodes "
+                      f"({', '.join(p.partner for p in partners)}) dial the Fleet proxy "
+                      f"{coordinator.fleet_address}")
+        # The startup's part, through the API only.
+        with SangsaengApi(coordinator.api_url, token) as api:
+            run = api.start_run(task)
+            console.print(f"Run {run.id} started (Flower run {run.flower_run_id})")
+            try:
+                run = watch_run(api, run.id, console)
+            except BaseException:
+                _stop(api, run.id)  # Ctrl-C
+                raise
+            model_path = None
+            if run.model_sha256 is not None:
+                model_path = workdir / f"model-run{run.id}.safetensors"
+                model_path.write_bytes(api.model(run.id))
+                (workdir / f"model-run{run.id}.card.json").write_text(
+                    api.card(run.id).model_dump_json(indent=2))
+        # The auditor's part: partners' signed ledgers against the coordinator's records.
+        auditor = create_token(coordinator.store, "demo-auditor", Role.AUDITOR)
+        ledgers = _export_ledgers(partners, task.dataset, workdir / "ledger-exports")
+        with AuditApi(coordinator.api_url, auditor) as api:
+            data = fetch(api)
+        verification = verify(data, ledgers)
+        report_path = workdir / "audit-report.html"
+        write_report(AuditReport(data=data, verification=verification), report_path)
+    console.print("Centralized, non-private baseline (same model, pooled data)...")
+    budgets = []
+    for partner in partners:
+        try:
+            budgets.append(dataset_budget(PartnerPolicy.load(partner.policy_path), task.dataset))
+        except LedgerMissing:  # refused before it ever reserved: nothing spent
+            pass
+    result = DemoResult(run, centralized_auc(task, data_paths), model_path, store_url, budgets,
+                        verification, report_path)
+    _print_summary(result, console)
+    return result
+
+
+def _partner_key(partner: PartnerNode) -> str:
+    """The partner's public key, its key pair made on first use."""
+    path = PartnerPolicy.load(partner.policy_path).signing_key_path()
+    return public_key_of(load_key(path)) if path.exists() else create_key(path)
+
+
+def _export_ledgers(partners: list[PartnerNode], dataset: str, outdir: Path
+                    ) -> list[LoadedLedger]:
+    """Each partner's signed export of its ledger, as it would send it to the auditor."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    exports = []
+    for partner in partners:
+        try:
+            signed = export_ledger(PartnerPolicy.load(partner.policy_path), dataset)
+        except LedgerMissing:  # never spent anything: nothing to export
+            continue
+        path = outdir / f"{partner.partner}.{dataset}.ledger.json"
+        path.write_text(signed.model_dump_json(indent=1))
+        exports.append(LoadedLedger(path.name, signed))
+    return exports
+
+
+def _catalogue_entry(task: TaskSpec, data_paths: list[Path]) -> DatasetEntry:
+    rows = sum(len(pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p))
+               for p in data_paths)
+    return DatasetEntry(name=task.dataset, features=task.features, target=task.target,
+                        partners=len(data_paths), rows=rows,
+                        description="CoIL 2000 insurance customers (ISLP Caravan): 85 "
+                        "socio-demographic and product-ownership attributes; target: "
+                        "bought caravan insurance")
+
+
+def _stop(api: SangsaengApi, run_id: int) -> None:
+    """Stop the run, and wait (briefly) until the coordinator records how it ended."""
+    api.stop(run_id)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while api.run(run_id).status in OPEN and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def _print_summary(result: DemoResult, console: Console) -> None:
+    run = result.run
+    print_run(run, console)
+    budget = Table(title="Each partner's lifetime budget on the dataset (its own ledger)")
+    for col in ["partner", "ε this run", "ε lifetime", "cap", "remaining", "runs"]:
+        budget.add_column(col, justify="right" if col != "partner" else "left")
+    for b in result.budgets:
+        this_run = next((r.epsilon for r in b.runs if str(r.run_id) == run.flower_run_id), None)
+        budget.add_row(b.partner, fmt(this_run, 2), fmt(b.spent, 2), f"{b.cap:g}",
+                       fmt(b.remaining, 2), str(len(b.runs)))
+    console.print(budget)
+    reports = [p for r in run.rounds for p in r.privacy]
+    final_auc = run.rounds[-1].metrics.get("auc") if run.rounds else None
+    console.print(f"Federated DP AUC {fmt(final_auc)} vs centralized non-private AUC "
+                  f"{fmt(result.baseline_auc)} (δ={reports[0].delta:g})"
+                  if reports else "No partner trained.")
+    console.print(f"Store: {result.store_url}")
+    if result.model_path:
+        console.print(f"Model: {result.model_path} (safetensors, downloaded through the API; "
+                      f"its model card beside it)")
+    console.print("[bold]The auditor's check[/] (partners' signed ledgers, the coordinator's "
+                  "records, ε recomputed with a second library):")
+    print_verification(result.verification, console)
+    console.print(f"Audit report: {result.report_path} (and .json beside it)")
+    if run.status != COMPLETED:
+        console.print(f"[red]Run {run.status}[/]")

@@ -1,0 +1,64 @@
+"""Every API request becomes an entry of the coordinator's hash-chained audit log: who
+(the token's holder, or 'anonymous' / 'invalid token'; never the token), what (method and
+path), when, and the outcome (HTTP status). Liveness and readiness probes are left out.
+
+The entry is committed before the response starts, so no answered request goes unlogged;
+a request that dies without an answer is logged as a 500 (or as cancelled).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sangsaeng.server.db import Store
+
+DETAIL_KEY = "audit_detail"  # request.state.<this>: what a route adds, e.g. the run it made
+MAX_PATH = 300  # longer paths (uvicorn takes up to ~16 KB) are cut: the store's column is 500
+
+
+class RequestLog:
+    def __init__(self, app: ASGIApp, store: Store, prefix: str) -> None:
+        self.app, self.store, self.prefix = app, store, prefix
+        self.unlogged = {f"{prefix}/health", f"{prefix}/ready"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or not path.startswith(self.prefix + "/")
+                or path in self.unlogged):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})  # the routes' request.state
+        logged = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal logged
+            if message["type"] == "http.response.start" and not logged:
+                logged = True
+                await run_in_threadpool(self._record, scope, state, str(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, audited_send)
+        except BaseException as err:
+            if not logged:  # synchronously: a cancelled task cannot await any more
+                self._record(scope, state, "500" if isinstance(err, Exception)
+                             else "cancelled before a response")
+            raise
+
+    def _record(self, scope: Scope, state: dict[str, Any], outcome: str) -> None:
+        account = state.get("account")
+        if account is not None:
+            actor, role, tenant = account.name, account.role.value, account.tenant
+        else:  # not authenticated: no token, a bad one, or a request that never got that far
+            presented = any(k == b"authorization" for k, _ in scope.get("headers", []))
+            actor = "invalid token" if presented and outcome == "401" else "anonymous"
+            role = tenant = None
+        path = scope["path"]
+        if len(path) > MAX_PATH:
+            path = f"{path[:MAX_PATH]}… ({len(path)} characters)"
+        self.store.audit_log.append(actor=actor, role=role, tenant=tenant,
+                                    action=f"{scope['method']} {path}", outcome=outcome,
+                                    detail=state.get(DETAIL_KEY))

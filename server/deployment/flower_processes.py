@@ -1,0 +1,179 @@
+"""Real Flower processes on loopback: one SuperLink and partner SuperNodes.
+
+Used by `sangsaeng server`, `sangsaeng demo` and the end-to-end tests. Every process gets
+its own process group, so stopping it also stops the SuperExec/ServerApp/ClientApp
+children it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from sangsaeng.server import settings
+from sangsaeng.shared.wire import NODE_CONFIG_POLICY
+
+LOOPBACK = "127.0.0.1"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class PartnerNode:
+    """A partner's SuperNode: its name (for logs) and its own policy file."""
+
+    partner: str
+    policy_path: Path
+
+    def node_config(self) -> str:
+        return f'{NODE_CONFIG_POLICY}="{self.policy_path.resolve()}"'  # TOML-quoted string
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalDeployment:
+    """Context manager: a SuperLink on loopback, plus one SuperNode per partner dialling
+    it directly (tests of the Flower layer) or, via add_supernode, through a Fleet proxy."""
+
+    workdir: Path
+    store_url: str
+    partners: list[PartnerNode] = field(default_factory=list)
+    database: Path | None = None  # the SuperLink's own state; in memory if None
+    # Run every run in Flower's simulation engine (virtual SuperNodes on Ray, sized by
+    # the Control API's ConfigureSimulationFederation) instead of on real SuperNodes.
+    simulation: bool = False
+    port: int = field(default_factory=free_port)
+    node_ports: list[int] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    fleet_addresses: set[str] = field(default_factory=set)
+
+    @property
+    def address(self) -> str:
+        """SuperLink address: Fleet, Control and Runtime APIs share this one HTTP port,
+        so it must stay private (partners go through fleet_proxy)."""
+        return f"{LOOPBACK}:{self.port}"
+
+    def __enter__(self) -> LocalDeployment:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        database = ["--database", str(self.database)] if self.database else []
+        simulation = ["--simulation"] if self.simulation else []
+        try:
+            self._spawn("superlink", [
+                "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+                "--host", LOOPBACK, "--port", str(self.port), *database, *simulation,
+            ], env={settings.STORE_URL_ENV: self.store_url})
+            self._await_port(self.port, self.processes[0])
+            for partner in self.partners:
+                self.add_supernode(partner, self.address)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def add_supernode(self, partner: PartnerNode, fleet_address: str) -> None:
+        """Start a partner's SuperNode dialling `fleet_address` (the SuperLink or a proxy)."""
+        self.fleet_addresses.add(fleet_address)
+        self.node_ports.append(free_port())
+        self._spawn(f"supernode-{partner.partner}", [
+            "flower-supernode", "--insecure", "--superlink", fleet_address,
+            "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
+            "--node-config", partner.node_config(),
+        ])
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def log_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def stop(self) -> None:
+        """Stop every process of this deployment, including those Flower started
+        (SuperExec, ServerApp, ClientApps; some in sessions of their own): SIGTERM once,
+        then SIGKILL whatever is still running after STOP_TIMEOUT. Ctrl-C is ignored
+        meanwhile, so a second one cannot leave processes behind."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+        try:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                sent: set[int] = set()
+                deadline = time.monotonic() + STOP_TIMEOUT
+                while (pids := self.live_pids()) and time.monotonic() < deadline:
+                    for pid in set(pids) - sent:
+                        _kill(pid, sig)
+                        sent.add(pid)
+                    time.sleep(0.1)
+            for proc in self.processes:
+                proc.kill()  # a no-op for those already gone; then collect their status
+                proc.wait()
+            self.processes.clear()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGINT, previous)
+
+    def live_pids(self) -> list[int]:
+        """Running processes whose command line names one of this deployment's addresses
+        (every Flower process names the SuperLink's or its SuperNode's)."""
+        addresses = {f"{LOOPBACK}:{port}" for port in [self.port, *self.node_ports]}
+        addresses |= self.fleet_addresses
+        return [pid for pid, argv in running_processes() if addresses.intersection(argv)]
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        # Flower starts its helpers (flower-superexec, flwr-serverapp, ...) by name from PATH:
+        # put this environment's scripts first, also when it was never "activated".
+        scripts = str(Path(sys.executable).parent)
+        path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+        with self.log_path(name).open("wb") as log:
+            self.processes.append(subprocess.Popen(
+                [str(Path(scripts) / argv[0]), *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, "PATH": path, **(env or {})},
+                start_new_session=True,
+            ))
+
+    def _await_port(self, port: int, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"flower-superlink exited; see {self.log_path('superlink')}")
+            with socket.socket() as s:
+                if s.connect_ex((LOOPBACK, port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"flower-superlink did not listen on {port} in {READY_TIMEOUT:g} s")
+
+
+def running_processes() -> list[tuple[int, list[str]]]:
+    """(pid, argv) of every running process, from /proc (Linux); zombies, which only wait
+    for their parent to collect them, are left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and argv != [""]:
+            found.append((int(entry.name), argv))
+    return found
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

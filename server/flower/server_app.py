@@ -1,0 +1,77 @@
+"""The Flower ServerApp: FedAvg over partners' DP-SGD updates, recorded in the store."""
+
+from __future__ import annotations
+
+import httpx
+from flwr.app import ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from sangsaeng.server import settings
+from sangsaeng.server.db import Store
+from sangsaeng.server.runs import lifecycle
+from sangsaeng.server.runs.states import COMPLETED, FAILED, STOPPED
+from sangsaeng.shared.models import build_model, to_safetensors
+from sangsaeng.shared.task import TaskSpec
+from sangsaeng.shared.wire import RUN_CONFIG_STORE_RUN
+
+from .grid import PromptGrid
+from .strategy import RecordingFedAvg, RunFailed
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    task = TaskSpec.from_run_config(dict(context.run_config))  # bad task: fails, nothing stored
+    store = Store(settings.store_url())
+    run_id = _stored_run(store, context, task)
+    strategy = RecordingFedAvg(task, store, run_id)
+    try:
+        initial = build_model(task, seed=task.seed).state_dict()
+        result = strategy.start(grid=PromptGrid(grid), initial_arrays=ArrayRecord(initial),
+                                num_rounds=task.rounds, timeout=task.round_timeout)
+        lifecycle.end(store, run_id, COMPLETED, model=_weights(result.arrays))
+    except BaseException as err:
+        if _token_revoked(err):
+            # Flower ended this ServerApp's task (a stop, or its expiry) and the SIGINT it
+            # sends itself has not landed yet: Flower knows why, and reconciliation
+            # (runs/reconcile.py) records its status, not this HTTP error.
+            raise
+        # What was done stays recorded: the reason, and the last model partners paid for.
+        if isinstance(err, RunFailed):
+            status, reason = FAILED, str(err)
+        elif isinstance(err, Exception):
+            status, reason = FAILED, f"{type(err).__name__}: {err}"
+        else:  # SystemExit / KeyboardInterrupt: Flower stopped the run
+            status, reason = STOPPED, "stopped before it completed"
+        lifecycle.end(store, run_id, status, reason, model=_weights(strategy.latest_arrays))
+        raise
+
+
+def _stored_run(store: Store, context: Context, task: TaskSpec) -> int:
+    """The store's record of this run, created by lifecycle.start before Flower started it,
+    claimed for this Flower run; only a record that is still open is run."""
+    run_id = context.run_config.get(RUN_CONFIG_STORE_RUN)
+    run = store.runs.find(run_id) if isinstance(run_id, int) and run_id > 0 else None
+    if run is None:
+        raise RuntimeError("no record of this run in the coordinator's store: runs start "
+                           "through Sangsaeng's API (lifecycle.start), not with Flower directly")
+    if run.task_sha256 != task.sha256():
+        raise RuntimeError(f"run {run_id}'s task differs from the one recorded for it")
+    if not lifecycle.claim(store, run.id, context.run_id):
+        raise RuntimeError(f"run {run_id} has ended or belongs to another Flower run")
+    return run.id
+
+
+def _token_revoked(err: BaseException) -> bool:
+    """Flower's Runtime API refused the ServerApp's token (401): its task has finished.
+    Flower's HTTP retry sends the process SIGINT on the first 401; a call that meets the
+    next one before the signal is handled raises the error (flwr/supercore/retry/
+    http_retry.py, _should_giveup), e.g. when the heartbeat thread met the first."""
+    return (isinstance(err, httpx.HTTPStatusError)
+            and err.response.status_code == httpx.codes.UNAUTHORIZED)
+
+
+def _weights(arrays: ArrayRecord | None) -> bytes | None:
+    return None if arrays is None else to_safetensors(arrays.to_torch_state_dict())
+

@@ -1,0 +1,143 @@
+"""FedAvg that never waits forever and records every round and privacy report in the store."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import cast
+
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    MetricRecordValues,
+    RecordDict,
+)
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from pydantic import ValidationError
+
+from sangsaeng.server.db import Store
+from sangsaeng.shared import wire
+from sangsaeng.shared.accounting import PrivacyReport
+from sangsaeng.shared.task import TaskSpec
+
+NODE_POLL_SECONDS = 0.5
+
+
+class RunFailed(RuntimeError):
+    """The run cannot go on; the message says why (and is stored as the run's reason)."""
+
+
+class RecordingFedAvg(FedAvg):
+    """FedAvg over every connected partner node, with the task's minimum and timeout.
+
+    `latest_arrays` is the last aggregated model, kept so a run that fails later can
+    still store what its partners paid budget for.
+    """
+
+    def __init__(self, task: TaskSpec, store: Store, run_id: int) -> None:
+        super().__init__(min_train_nodes=task.min_nodes, min_evaluate_nodes=task.min_nodes,
+                         min_available_nodes=task.min_nodes, weighted_by_key=wire.NUM_EXAMPLES,
+                         arrayrecord_key=wire.ARRAYS, configrecord_key=wire.CONFIG)
+        self.task, self.store, self.run_id = task, store, run_id
+        self.latest_arrays: ArrayRecord | None = None
+
+    # Flower's own sampling (strategy_utils.sample_nodes) waits for nodes without a
+    # deadline; every round here asks all connected nodes, after a bounded wait.
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                        grid: Grid) -> Iterable[Message]:
+        return self._messages(server_round, arrays, config, grid, MessageType.TRAIN)
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                           grid: Grid) -> Iterable[Message]:
+        return self._messages(server_round, arrays, config, grid, MessageType.EVALUATE)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]
+                        ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replied, failed = self._check_and_log_replies(replies, is_train=True, validate=False)
+        ok, reports = [], []
+        for msg in replied:
+            if (report := _privacy_report(msg)) is None:
+                failed.append(msg)  # an update without its privacy report is never used
+            else:
+                ok.append(msg)
+                reports.append((msg.metadata.src_node_id, report))
+        # Record every privacy report that arrived, even if this round then fails:
+        # those partners spent budget whether or not the update is used.
+        self.store.privacy.add(self.run_id, server_round, reports)
+        self.store.runs.record_round(self.run_id, server_round, trained_nodes=len(ok),
+                                     partner_errors=sorted({_reason(m) for m in failed}))
+        if len(ok) < self.task.min_nodes:
+            raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
+                                     failed))
+        arrays, metrics = super().aggregate_train(server_round, ok)
+        self.latest_arrays = arrays
+        return arrays, metrics
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        ok, failed = self._check_and_log_replies(replies, is_train=False, validate=False)
+        if len(ok) < self.task.min_nodes:
+            raise RunFailed(_too_few("evaluation", server_round, len(ok), self.task.min_nodes,
+                                     failed))
+        metrics = _weighted_mean([m.content.metric_records[wire.METRICS] for m in ok])
+        errors = sorted({_reason(m) for m in failed})
+        self.store.runs.record_round(self.run_id, server_round, evaluated_nodes=len(ok),
+                                     metrics=metrics, partner_errors=errors)
+        return MetricRecord(metrics)
+
+    def _messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                  grid: Grid, message_type: str) -> Iterable[Message]:
+        deadline = time.monotonic() + self.task.round_timeout
+        while len(nodes := list(grid.get_node_ids())) < self.task.min_nodes:
+            if time.monotonic() > deadline:
+                raise RunFailed(
+                    f"round {server_round}: only {len(nodes)} of the {self.task.min_nodes} "
+                    f"partner nodes the task needs connected within {self.task.round_timeout:g} s"
+                )
+            time.sleep(NODE_POLL_SECONDS)
+        config[wire.SERVER_ROUND] = server_round
+        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+        return self._construct_messages(record, nodes, message_type)
+
+
+def _privacy_report(msg: Message) -> PrivacyReport | None:
+    """The reply's privacy report; None if it is missing or malformed (reply not used)."""
+    record = msg.content.config_records.get(wire.PRIVACY)
+    try:
+        return PrivacyReport.model_validate(dict(record)) if record is not None else None
+    except ValidationError:
+        return None
+
+
+def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
+             failed: list[Message]) -> str:
+    reasons = "; ".join(sorted({_reason(m) for m in failed}))
+    text = f"round {server_round}: {n_ok} of the {needed} partner {phase} replies needed arrived"
+    return text + (f"; partner errors: {reasons}" if reasons else " (timed out)")
+
+
+def _reason(msg: Message) -> str:
+    if not msg.has_error():
+        return "a training reply without a valid privacy report"
+    return msg.error.reason or "unknown error"
+
+
+def _weighted_mean(records: list[MetricRecord]) -> dict[str, MetricRecordValues]:
+    """Example-weighted mean of each metric over the partners that report it (FedAvg's own
+    aggregate_metricrecords needs every key in every reply; AUC is undefined for a
+    partner whose holdout has one class)."""
+    sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for record in records:
+        w = float(cast(float, record[wire.NUM_EXAMPLES]))
+        for key, value in record.items():
+            if (key != wire.NUM_EXAMPLES and isinstance(value, (int, float))
+                    and math.isfinite(value)):
+                sums[key] = sums.get(key, 0.0) + w * value
+                weights[key] = weights.get(key, 0.0) + w
+    return {key: sums[key] / weights[key] for key in sums}

@@ -1,0 +1,291 @@
+"""The coordinator's API served by uvicorn on loopback, with a real SuperLink behind it
+(no partners: runs started here wait for nodes until they are stopped).
+
+The authorization matrix below is the contract: every endpoint × every kind of caller
+→ the status it gets. A startup never sees, stops or downloads another tenant's run:
+it gets the same 404 as for a run that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from flwr.proto.control_pb2 import ListRunsRequest
+from flwr.supercore.control.control_http_client import ControlHttpClient
+
+from sangsaeng.api_client import SangsaengApi
+from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.db import Store
+from sangsaeng.server.deployment.coordinator import Coordinator
+from sangsaeng.server.deployment.fleet_proxy import create_fleet_proxy
+from sangsaeng.server.deployment.flower_processes import free_port
+from sangsaeng.server.deployment.listeners import Listener, Services
+from sangsaeng.server.runs import lifecycle
+from sangsaeng.server.runs.states import COMPLETED, FAILED, OPEN, STOPPED
+
+from ..support.processes import flower_processes
+from ..support.records import TASK, api_stop, finished_run, register_caravan
+
+CALLERS = ["none", "revoked", "admin", "auditor", "acme", "globex"]
+
+
+@dataclass
+class Api:
+    coordinator: Coordinator
+    store: Store
+    tokens: dict[str, str]
+    acme_run: int  # a completed run of tenant acme, with a model
+    globex_run: int
+
+    def call(self, caller: str, method: str, path: str, headers: dict[str, str] | None = None,
+             **kwargs: object) -> httpx.Response:
+        headers = dict(headers or {})
+        if caller != "none":
+            headers["Authorization"] = f"Bearer {self.tokens[caller]}"
+        return httpx.request(method, f"{self.coordinator.api_url}/api/v1{path}",
+                             headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def flower_run_count(self) -> int:
+        client = ControlHttpClient.from_server_address(
+            self.coordinator.flower.address, insecure=True, root_certificates=None,
+            interceptors=[])
+        try:
+            return len(client.ListRuns(ListRunsRequest()).run_dict)
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    workdir = tmp_path_factory.mktemp("api")
+    with Coordinator(workdir, f"sqlite:///{workdir / 'store.db'}") as coordinator:
+        store = coordinator.store
+        register_caravan(store)
+        tokens = {"admin": create_token(store, "ops", Role.ADMIN),
+                  "auditor": create_token(store, "kfsa", Role.AUDITOR),
+                  "acme": create_token(store, "acme-ml", Role.STARTUP, "acme"),
+                  "globex": create_token(store, "globex-ai", Role.STARTUP, "globex"),
+                  "revoked": create_token(store, "ex-staff", Role.ADMIN)}
+        store.tokens.revoke(store.tokens.list()[-1].id)
+        yield Api(coordinator, store, tokens, finished_run(store, "acme"),
+                  finished_run(store, "globex"))
+        for run in store.runs.list(status=OPEN):  # runs the tests started wait for nodes
+            api_stop(coordinator.api_url, tokens["admin"], run.id)
+    assert coordinator.flower.live_pids() == [] and flower_processes() == []
+
+
+# (method, path) -> status for each caller in CALLERS; {acme} is acme's completed run
+MATRIX: dict[tuple[str, str], list[int]] = {
+    ("GET", "/health"):             [200, 200, 200, 200, 200, 200],
+    ("GET", "/ready"):              [200, 200, 200, 200, 200, 200],
+    ("GET", "/me"):                 [401, 401, 200, 200, 200, 200],
+    ("GET", "/datasets"):           [401, 401, 200, 200, 200, 200],
+    ("GET", "/datasets/caravan"):   [401, 401, 200, 200, 200, 200],
+    ("POST", "/runs"):              [401, 401, 403, 403, 201, 201],
+    ("GET", "/runs"):               [401, 401, 200, 200, 200, 200],
+    ("GET", "/runs/{acme}"):        [401, 401, 200, 200, 200, 404],
+    ("POST", "/runs/{acme}/stop"):  [401, 401, 409, 403, 409, 404],
+    ("GET", "/runs/{acme}/events"): [401, 401, 200, 200, 200, 404],
+    ("GET", "/runs/{acme}/model"):  [401, 401, 403, 403, 200, 404],
+    ("GET", "/runs/{acme}/card"):   [401, 401, 200, 200, 200, 404],
+    ("GET", "/audit/budgets"):      [401, 401, 403, 200, 403, 403],
+    ("GET", "/audit/runs"):         [401, 401, 403, 200, 403, 403],
+    ("GET", "/audit/partners"):     [401, 401, 403, 200, 403, 403],
+    ("GET", "/audit/log"):          [401, 401, 403, 200, 403, 403],
+}
+
+
+@pytest.mark.parametrize(("method", "path"), list(MATRIX))
+def test_authorization_matrix(api: Api, method: str, path: str) -> None:
+    for caller, expected in zip(CALLERS, MATRIX[method, path], strict=True):
+        body = json.loads(TASK.to_json()) if (method, path) == ("POST", "/runs") else None
+        response = api.call(caller, method, path.format(acme=api.acme_run), json=body)
+        assert response.status_code == expected, (caller, response.text)
+        if expected == 401:
+            assert response.headers["www-authenticate"] == "Bearer"
+        if expected == 201:  # a real run: Flower has it; it waits for partners, so stop it
+            run = response.json()
+            assert run["owner"] == caller and run["status"] == "running"
+            api_stop(api.coordinator.api_url, api.tokens["admin"], run["id"])
+
+
+def test_another_tenants_run_looks_like_no_run(api: Api) -> None:
+    missing = 10**6
+    for suffix in ("", "/events", "/model", "/card"):
+        theirs = api.call("globex", "GET", f"/runs/{api.acme_run}{suffix}")
+        none = api.call("globex", "GET", f"/runs/{missing}{suffix}")
+        assert theirs.status_code == none.status_code == 404
+        assert theirs.text == none.text.replace(str(missing), str(api.acme_run))
+    listed = {r["id"] for r in api.call("globex", "GET", "/runs").json()}
+    assert api.globex_run in listed and api.acme_run not in listed
+    assert all(r["owner"] == "globex" for r in api.call("globex", "GET", "/runs").json())
+    everyone = {r["id"] for r in api.call("auditor", "GET", "/runs").json()}
+    assert {api.acme_run, api.globex_run} <= everyone
+
+
+def test_stop_a_running_run(api: Api) -> None:
+    with SangsaengApi(api.coordinator.api_url, api.tokens["acme"]) as acme:
+        run = acme.start_run(TASK)
+        assert api.call("globex", "POST", f"/runs/{run.id}/stop").status_code == 404
+        assert api.call("auditor", "POST", f"/runs/{run.id}/stop").status_code == 403
+        assert api.call("acme", "POST", f"/runs/{run.id}/stop").status_code == 202
+        deadline = time.monotonic() + 60
+        while (run := acme.run(run.id)).status in OPEN:
+            assert time.monotonic() < deadline, "the run did not stop"
+            time.sleep(0.5)
+    assert run.status == STOPPED and run.reason == "stopped before it completed"
+    assert api.call("acme", "POST", f"/runs/{run.id}/stop").status_code == 409
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"rounds": None}, "rounds", "Field required"),
+    ({"rounds": 0}, "rounds", "greater than or equal to 1"),
+    ({"rounds": "SECRET-7431"}, "rounds", "valid integer"),
+    ({"dp": {"noise_multiplier": 1.0, "target_epsilon": 3.0}}, "dp",
+     "give exactly one of noise_multiplier and target_epsilon"),
+    ({"model": {"kind": "transformer"}}, "model.kind", "'logreg' or 'mlp'"),
+    ({"dataset": "payroll"}, "dataset", "no dataset 'payroll' in the catalogue"),
+    ({"features": [{"name": "SALARY", "min": 0, "max": 1}]}, "features.0.name",
+     "dataset 'caravan' has no feature column 'SALARY'"),
+    ({"features": [{"name": "MOSTYPE", "min": 1, "max": 41}]}, "features.0.kind",
+     "column 'MOSTYPE' is categorical in dataset 'caravan'"),
+    ({"target": {"name": "Purchase", "classes": ["No", "Maybe"]}}, "target.classes",
+     "must be the classes of dataset 'caravan': No, Yes"),
+])
+def test_bad_task_is_422_naming_the_field_and_creates_nothing(
+        api: Api, change: dict[str, object], field: str, reason: str) -> None:
+    body = json.loads(TASK.to_json())
+    for key, value in change.items():
+        if value is None:
+            del body[key]
+        elif isinstance(value, dict) and key == "dp":
+            body[key] = {**body[key], **value}
+        else:
+            body[key] = value
+    runs_before, flower_before = len(api.store.runs.list()), api.flower_run_count()
+    response = api.call("acme", "POST", "/runs", json=body)
+    assert response.status_code == 422
+    assert f"{field}: " in response.json()["message"] and reason in response.json()["message"]
+    assert "SECRET-7431" not in response.text  # the input is never echoed
+    assert len(api.store.runs.list()) == runs_before and api.flower_run_count() == flower_before
+
+
+def test_not_json_is_422(api: Api) -> None:
+    response = api.call("acme", "POST", "/runs", content=b"{rounds: 5",
+                        headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "JSON decode error" in response.json()["message"]
+
+
+def test_events_replay_a_finished_run(api: Api) -> None:
+    with SangsaengApi(api.coordinator.api_url, api.tokens["auditor"]) as client:
+        events = list(client.events(api.acme_run))
+    assert [e.kind for e in events] == ["round", "round", "end"]
+    assert [e.data["round"] for e in events[:2]] == [1, 2]
+    assert events[1].data["metrics"]["auc"] == 0.62
+    assert events[1].data["privacy"][0]["epsilon"] == 3.0
+    assert events[2].data == {"status": COMPLETED, "reason": None}
+
+
+def test_model_and_card(api: Api) -> None:
+    with SangsaengApi(api.coordinator.api_url, api.tokens["acme"]) as client:
+        weights, card = client.model(api.acme_run), client.card(api.acme_run)
+    assert (weights, card.model_sha256) == api.store.runs.model(api.acme_run)
+    assert card.task_sha256 == TASK.sha256() and card.model_sha256 is not None
+    assert [r.metrics["auc"] for r in card.metrics] == [0.61, 0.62]
+    [spend] = card.privacy
+    assert (spend.partner, spend.rounds_trained, spend.epsilon) == ("north-bank", 2, 3.0)
+
+
+def test_a_run_flower_does_not_know_is_failed_by_reconciliation(api: Api) -> None:
+    run_id = lifecycle.create(api.store, TASK, "acme")
+    lifecycle.claim(api.store, run_id, 4242)  # the SuperLink never started this one
+    deadline = time.monotonic() + 20
+    while (run := api.call("acme", "GET", f"/runs/{run_id}").json())["status"] in OPEN:
+        assert time.monotonic() < deadline, "the run was not reconciled"
+        time.sleep(0.5)
+    assert (run["status"], run["reason"]) == (FAILED, "the SuperLink no longer knows this run")
+
+
+def test_the_fleet_proxy_forwards_only_the_fleet_api(api: Api) -> None:
+    proxy = f"http://{api.coordinator.fleet_address}"
+    superlink = f"http://{api.coordinator.flower.address}"
+    list_runs = "/v1/control/list-runs"
+    headers = {"content-type": "application/protobuf"}
+    body = ListRunsRequest().SerializeToString()
+    # the SuperLink itself answers the Control API (on loopback only) ...
+    assert httpx.post(superlink + list_runs, content=body, headers=headers).status_code == 200
+    # ... the partners' door does not, nor the Runtime API, nor anything but POST /v1/fleet/*
+    for method, path in [("POST", list_runs), ("POST", "/v1/control/stop-run"),
+                         ("POST", "/v1/runtime/get-nodes"), ("GET", "/v1/fleet/get-run"),
+                         ("POST", "/v1/fleet/../control/list-runs"), ("GET", "/docs")]:
+        response = httpx.request(method, proxy + path, content=body, headers=headers)
+        assert response.status_code in (404, 405), (method, path)
+    assert httpx.post(proxy + "/v1/fleet/GET-RUN", content=body).status_code == 404
+    fleet = httpx.post(proxy + "/v1/fleet/get-run", content=b"", headers=headers)
+    direct = httpx.post(superlink + "/v1/fleet/get-run", content=b"", headers=headers)
+    assert (fleet.status_code, fleet.content) == (direct.status_code, direct.content)
+
+
+def test_the_fleet_proxy_answers_only_partners_networks(api: Api) -> None:
+    port = free_port()
+    proxy = create_fleet_proxy(api.coordinator.flower.address, allow=["10.20.0.0/16"])
+    with Services([Listener(proxy, "127.0.0.1", port)]):
+        refused = httpx.post(f"http://127.0.0.1:{port}/v1/fleet/get-run", content=b"")
+    assert refused.status_code == 403 and refused.text == "forbidden"
+
+
+def test_readiness_reports_each_part(api: Api) -> None:
+    assert api.call("none", "GET", "/ready").json() == {"ready": True, "store": "ok",
+                                                        "superlink": "ok"}
+
+
+def test_openapi_documents_every_endpoint(api: Api) -> None:
+    spec = httpx.get(f"{api.coordinator.api_url}/openapi.json").json()
+    paths = {(m.upper(), p.removeprefix("/api/v1")) for p, ops in spec["paths"].items()
+             for m in ops}
+    assert paths == {(m, p.replace("{acme}", "{run_id}").replace("caravan", "{name}"))
+                     for m, p in MATRIX}
+
+
+def test_tokens_are_stored_hashed(api: Api) -> None:
+    db = Path(api.store.engine.url.database or "").read_bytes()
+    assert all(token.encode() not in db for token in api.tokens.values())
+
+
+def test_every_api_request_is_in_the_hash_chained_audit_log(api: Api) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sangsaeng.audit.fetch import AuditApi, fetch
+    from sangsaeng.audit.verify import verify
+
+    start = api.store.audit_log.entries(limit=10**6)[-1].seq
+    assert api.call("none", "GET", "/runs").status_code == 401
+    assert api.call("revoked", "GET", "/me").status_code == 401
+    assert api.call("globex", "GET", f"/runs/{api.acme_run}/model").status_code == 404
+    assert api.call("auditor", "GET", "/audit/budgets").status_code == 200
+    assert api.call("none", "GET", "/health").status_code == 200  # probes are not logged
+    logged = [(e.actor, e.role, e.tenant, e.action, e.outcome)
+              for e in api.store.audit_log.entries(after=start)]
+    assert logged == [
+        ("anonymous", None, None, "GET /api/v1/runs", "401"),
+        ("invalid token", None, None, "GET /api/v1/me", "401"),
+        ("globex-ai", "startup", "globex", f"GET /api/v1/runs/{api.acme_run}/model", "404"),
+        ("kfsa", "auditor", None, "GET /api/v1/audit/budgets", "200"),
+    ]
+    # Concurrent requests each get their own entry, and the chain stays intact.
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: api.call("acme", "GET", "/runs").status_code,
+                              range(40)))
+    assert codes == [200] * 40
+    entries = api.store.audit_log.entries(after=start)
+    assert [e.seq for e in entries] == list(range(start + 1, start + 45))
+    with AuditApi(api.coordinator.api_url, api.tokens["auditor"]) as auditor:
+        data = fetch(auditor)
+    result = verify(data, [])
+    assert result.audit_log.ok and result.audit_log.entries >= start + 44
+    assert not [f for f in result.failures if f.check == "audit log"]

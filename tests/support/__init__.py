@@ -1,0 +1,2 @@
+"""What tests share beyond fixtures: tasks and policies, real Flower runs, the processes
+this test session started, and a headless browser."""

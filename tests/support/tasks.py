@@ -1,0 +1,40 @@
+"""Tasks and partner policies the tests build on: the demo's Caravan task with changes,
+a policy for it, and Opacus' own ε for a history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sangsaeng.demo.data import caravan_columns, default_task_path, write_policy
+from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.task import TaskSpec, load_task
+
+
+def task_with(**changes: Any) -> TaskSpec:
+    """The demo's Caravan task with top-level fields (or `dp` / `model` dicts) changed."""
+    data = load_task(default_task_path()).model_dump()
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return TaskSpec.from_dict(data)
+
+
+def opacus_live_epsilon(history: list[Mechanism], delta: float) -> float:
+    """Epsilon as Opacus' PrivacyEngine accumulates it while training: one accountant.step
+    per optimizer step (an independent path from the project's whole-history replay)."""
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    for m in history:
+        for _ in range(m.steps):
+            accountant.step(noise_multiplier=m.noise_multiplier, sample_rate=m.sample_rate)
+    return float(accountant.get_epsilon(delta=delta))
+
+
+def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0) -> Path:
+    """A partner policy for the Caravan dataset that allows every column but the id."""
+    return write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
+                        cap, caravan_columns())

@@ -1,0 +1,176 @@
+"""The ClientApp's handlers, called directly with Flower Messages and a Context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+
+from sangsaeng.client import client_app, dp_sgd
+from sangsaeng.client.data import load_local_data
+from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger
+from sangsaeng.client.policy import PartnerPolicy
+from sangsaeng.demo.data import write_partitions
+from sangsaeng.shared.accounting import PrivacyReport, noise_for_target
+from sangsaeng.shared.models import build_model
+from sangsaeng.shared.task import TaskSpec
+from sangsaeng.shared.wire import PRIVACY
+
+from ..support.tasks import caravan_policy, task_with
+
+pytestmark = pytest.mark.usefixtures("flower_task_identity")
+
+
+def message(task: TaskSpec, kind: str, server_round: int = 1) -> Message:
+    return Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=0).state_dict()),
+                               "config": ConfigRecord({"server-round": server_round})}),
+                   dst_node_id=5, message_type=kind)
+
+
+def context(task: TaskSpec, policy: Path, run_id: int = 1) -> Context:
+    return Context(run_id=run_id, node_id=5, state=RecordDict(), node_config={
+        "policy": str(policy)}, run_config={"task": task.to_json()})
+
+
+@pytest.fixture(scope="module")
+def data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_partitions(["a", "b"], tmp_path_factory.mktemp("client"))[1]
+
+
+@pytest.fixture
+def policy(tmp_path: Path, data_path: Path) -> Path:
+    return caravan_policy(tmp_path, "acme", data_path)
+
+
+def ledger_of(policy: Path) -> Ledger:
+    return Ledger(PartnerPolicy.load(policy).ledger_path("caravan"))
+
+
+def test_train_reserves_commits_reports_and_stops_at_the_declared_rounds(policy: Path) -> None:
+    task = task_with(rounds=1, local_epochs=1)
+    ctx = context(task, policy)
+    reply = client_app.train(message(task, MessageType.TRAIN), ctx)
+    assert not reply.has_error(), reply.error.reason
+    report = PrivacyReport.model_validate(dict(reply.content.config_records[PRIVACY]))
+    assert report.partner == "acme" and report.epsilon == report.lifetime_epsilon > 0
+    assert report.epsilon_cap == 100.0
+    assert cast(int, reply.content.metric_records["metrics"]["num-examples"]) % 10 == 0
+    with ledger_of(policy) as ledger:
+        assert [(e.kind, e.run_id, e.round) for e in ledger.entries()] == [
+            (RESERVE, "1", 1), (COMMIT, "1", 1)]
+        assert ledger.spending(1e-5).lifetime == pytest.approx(report.lifetime_epsilon)
+    again = client_app.train(message(task, MessageType.TRAIN, 2), ctx)
+    assert again.error.reason == "partner 'acme' already trained the 1 rounds this run declares"
+    # another run on the same dataset continues from the lifetime spending
+    second = client_app.train(message(task, MessageType.TRAIN), context(task, policy, run_id=2))
+    later = PrivacyReport.model_validate(dict(second.content.config_records[PRIVACY]))
+    assert later.epsilon == pytest.approx(report.epsilon)
+    assert later.lifetime_epsilon > report.lifetime_epsilon
+
+
+def test_a_run_plans_its_mechanism_once(policy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a target epsilon, sigma's search runs in the first round only: later rounds
+    of the run read the same mechanism from the node's state."""
+    searches: list[float] = []
+
+    def counted(target: float, delta: float, sample_rate: float, steps: int) -> float:
+        searches.append(target)
+        return noise_for_target(target, delta, sample_rate, steps)
+
+    monkeypatch.setattr(dp_sgd, "noise_for_target", counted)
+    task = task_with(dp={"noise_multiplier": None, "target_epsilon": 3.0}, rounds=2,
+                     local_epochs=1)
+    ctx = context(task, policy)
+    reports = []
+    for server_round in (1, 2):
+        reply = client_app.train(message(task, MessageType.TRAIN, server_round), ctx)
+        assert not reply.has_error(), reply.error.reason
+        reports.append(PrivacyReport.model_validate(
+            dict(reply.content.config_records[PRIVACY])))
+    assert searches == [3.0]
+    first, second = reports
+    assert (first.noise_multiplier, first.sample_rate, first.steps) == (
+        second.noise_multiplier, second.sample_rate, second.steps)
+    assert second.epsilon <= 3.0  # the run's two rounds within the target
+    # another run plans afresh
+    client_app.train(message(task, MessageType.TRAIN), context(task, policy, run_id=2))
+    assert searches == [3.0, 3.0]
+
+
+def test_a_failed_training_still_counts_and_says_nothing(
+        policy: Path, data_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("row 17 has income 123456.78")  # what an error could quote
+
+    monkeypatch.setattr(dp_sgd, "train", broken)
+    task = task_with(rounds=3, local_epochs=1)
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
+    assert reply.error.reason == "client error (RuntimeError); details are in the partner's logs"
+    with ledger_of(policy) as ledger:  # reserved, never committed: counted as spent
+        [entry] = ledger.entries()
+        assert entry.kind == RESERVE
+        assert entry.mechanism() == dp_sgd.plan(task, len(load_local_data(data_path,
+                                                                           task).y_train))
+        assert ledger.spending(1e-5).lifetime > 0
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"dataset": "claims"}, "partner 'acme' holds no dataset 'claims'"),
+    ({"features": [{"name": "customer_id", "min": 0, "max": 1e6}]},
+     "partner 'acme' refuses: columns not allowed by its policy: customer_id"),
+    ({"rounds": 21}, "partner 'acme' refuses: 21 rounds exceed its maximum of 20 per run"),
+    ({"dp": {"noise_multiplier": 0.3}},
+     "partner 'acme' refuses: noise multiplier 0.3 is below its minimum 0.5"),
+    ({"batch_size": 400}, "partner 'acme' refuses: sampling rate 0.167 is above its maximum 0.1"),
+    ({"dp": {"delta": 1e-3}}, "partner 'acme' refuses: delta 0.001 is above its delta 1e-05"),
+])
+def test_policy_refusals_spend_nothing(policy: Path, change: dict[str, object],
+                                       reason: str) -> None:
+    task = task_with(**change)
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
+    assert reply.has_error() and (reply.error.reason or "").startswith(reason), reply.error.reason
+    with ledger_of(policy) as ledger:
+        assert ledger.entries() == []
+
+
+def test_a_plan_over_the_cap_is_refused_before_training(tmp_path: Path, data_path: Path) -> None:
+    policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
+    task = task_with(local_epochs=1)  # one round spends 1.84; five would reach 2.85
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
+    assert (reply.error.reason or "").startswith(
+        "partner 'frugal' refuses: this run's plan would bring the dataset's lifetime epsilon "
+        "to "), reply.error.reason
+    assert (reply.error.reason or "").endswith("to 2.85, over its cap 2 (spent 0.00)")
+    with ledger_of(policy) as ledger:
+        assert ledger.entries() == []
+    short = task_with(local_epochs=1, rounds=1)
+    assert not client_app.train(message(short, MessageType.TRAIN), context(short, policy)
+                                ).has_error()
+
+
+def test_evaluate_rounds_metrics_and_answers_once_per_round(policy: Path) -> None:
+    task = task_with(rounds=2)
+    ctx = context(task, policy)
+    for _ in range(2):
+        reply = client_app.evaluate(message(task, MessageType.EVALUATE), ctx)
+        metrics = reply.content.metric_records["metrics"]
+        assert set(metrics) == {"num-examples", "loss", "accuracy", "auc"}
+        assert cast(int, metrics["num-examples"]) % 10 == 0
+        for key in ("loss", "accuracy", "auc"):
+            assert metrics[key] == round(cast(float, metrics[key]), 3)
+    refused = client_app.evaluate(message(task, MessageType.EVALUATE), ctx)
+    assert refused.error.reason == "partner 'acme' already evaluated the 2 rounds this run declares"
+
+
+def test_bad_data_and_missing_policy_are_named(tmp_path: Path, data_path: Path) -> None:
+    task = task_with()
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("\n".join(data_path.read_text().splitlines()[:30]) + "\n")  # 29 rows
+    reply = client_app.evaluate(message(task, MessageType.EVALUATE),
+                                context(task, caravan_policy(tmp_path, "tiny", tiny)))
+    assert reply.error.reason == ("table: has too few rows for a holdout of at least 10 rows "
+                                  "and a training split")
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, tmp_path / "no.toml"))
+    assert reply.error.reason == "the policy file named in node_config 'policy' does not exist"

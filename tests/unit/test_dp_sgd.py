@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sangsaeng.client import dp_sgd, ghost_step
+from sangsaeng.shared.accounting import epsilon
+from sangsaeng.shared.models import build_model, load_model, to_safetensors
+from sangsaeng.shared.task import TaskSpec
+
+from ..support.tasks import task_with
+
+
+def toy_data(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d), dtype=np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64)
+    return x, y
+
+
+@pytest.mark.parametrize("n, steps_per_epoch", [(93 * 8, 93), (93 * 8 + 1, 94), (5, 1)])
+def test_plan_samples_one_batch_in_expectation_per_step(small_task: TaskSpec, n: int,
+                                                        steps_per_epoch: int) -> None:
+    assert small_task.batch_size == 8
+    planned = dp_sgd.plan(small_task, n)
+    assert planned.sample_rate == 1 / steps_per_epoch
+    assert planned.steps == steps_per_epoch * small_task.local_epochs
+    assert planned.sample_rate * n <= small_task.batch_size
+
+
+def test_train_runs_every_planned_step_on_poisson_samples(monkeypatch: pytest.MonkeyPatch,
+                                                          small_task: TaskSpec) -> None:
+    """The accountant is told `steps` sampled Gaussian mechanisms at rate q: that is what
+    runs, empty samples included (their update is the noise alone)."""
+    sizes: list[int] = []
+    real_step = ghost_step.GhostDPSGD.step
+
+    def counted(self: ghost_step.GhostDPSGD, x: torch.Tensor, y: torch.Tensor) -> None:
+        sizes.append(len(y))
+        real_step(self, x, y)
+
+    monkeypatch.setattr(ghost_step.GhostDPSGD, "step", counted)
+    n = 40 * small_task.batch_size
+    x, y = toy_data(n, 5)
+    task = small_task.model_copy(update={"local_epochs": 30})
+    planned = dp_sgd.plan(task, n)
+    dp_sgd.train(build_model(task, seed=0), x, y, task, planned, seed=2)
+    assert len(sizes) == planned.steps == 1200
+    assert np.mean(sizes) == pytest.approx(planned.sample_rate * n, rel=0.05)
+    q = planned.sample_rate  # binomial sizes: Poisson sampling, not fixed batches
+    assert np.var(sizes) == pytest.approx(n * q * (1 - q), rel=0.15)
+
+
+def test_training_changes_weights_and_learns() -> None:
+    task = task_with(dp={"noise_multiplier": 0.5}, local_epochs=5, batch_size=64,
+                     model={"kind": "logreg", "hidden": []})
+    x, y = toy_data(2000, 134, seed=3)
+    model = build_model(task, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dp_sgd.train(model, x, y, task, dp_sgd.plan(task, len(y)), seed=0)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        accuracy = (model(torch.from_numpy(x)).argmax(1).numpy() == y).mean()
+    assert accuracy > 0.8  # the signal is one feature; DP noise at sigma=0.5 leaves it learnable
+
+
+def test_target_epsilon_sets_sigma_for_the_whole_run() -> None:
+    task = task_with(dp={"noise_multiplier": None, "target_epsilon": 2.0}, rounds=4)
+    planned = dp_sgd.plan(task, 1500)
+    whole_run = [planned] * task.rounds
+    assert epsilon(whole_run, task.dp.delta) <= 2.0
+    assert epsilon(whole_run, task.dp.delta) == pytest.approx(2.0, abs=0.05)
+
+
+def test_model_round_trips_through_safetensors(caravan_task: TaskSpec) -> None:
+    model = build_model(caravan_task, seed=5)
+    again = load_model(caravan_task, to_safetensors(model.state_dict()))
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), again.state_dict().items(),
+                                strict=True):
+        assert k == k2 and torch.equal(v, v2)

@@ -1,0 +1,165 @@
+"""The partner's ledger: durable reserves, the cap under concurrency, tamper evidence."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sangsaeng.client.ledger import COMMIT, RESERVE, Entry, Ledger, LedgerMissing
+from sangsaeng.client.policy import TaskRefused
+from sangsaeng.shared.accounting import Mechanism, epsilon
+
+from ..support.tasks import opacus_live_epsilon
+
+ROUND = Mechanism(noise_multiplier=1.0, sample_rate=0.04, steps=50)
+DELTA = 1e-5
+
+
+def reserve(ledger: Ledger, run: str, round_: int = 1, run_rounds: int = 1,
+            cap: float = 100.0, plan_seconds: float = 600) -> Entry:
+    return ledger.reserve(run_id=run, round_=round_, planned=ROUND, run_rounds=run_rounds,
+                          delta=DELTA, cap=cap, task_sha256="t" * 64, partner="acme",
+                          plan_seconds=plan_seconds)
+
+
+def filled(path: Path) -> Ledger:
+    """Two runs: run a with two committed rounds, run b with one reserve never committed."""
+    ledger = Ledger(path)
+    for round_ in (1, 2):
+        ledger.commit(reserve(ledger, "a", round_, run_rounds=2))
+    reserve(ledger, "b")
+    return ledger
+
+
+def test_epsilon_composes_every_reserve_and_matches_opacus(tmp_path: Path) -> None:
+    ledger = filled(tmp_path / "l.sqlite")
+    assert [e.kind for e in ledger.entries()] == [RESERVE, COMMIT, RESERVE, COMMIT, RESERVE]
+    assert ledger.history() == [ROUND] * 3  # the uncommitted reserve counts as spent
+    assert ledger.spending(DELTA).lifetime == pytest.approx(opacus_live_epsilon([ROUND] * 3, DELTA),
+                                                  rel=0.01)
+    assert ledger.spending(DELTA).runs["a"] == pytest.approx(epsilon([ROUND] * 2, DELTA))
+    assert ledger.verify().ok
+
+
+def test_a_plan_over_the_cap_writes_nothing(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    cap = epsilon([ROUND] * 2, DELTA) + 0.01
+    reserve(ledger, "a", run_rounds=2, cap=cap)  # run a's plan: 2 rounds, fits
+    with pytest.raises(TaskRefused, match=r"this run's plan.* would bring .* over its cap"):
+        reserve(ledger, "b", run_rounds=2, cap=cap)  # 1 reserved + 2 planned do not
+    assert len(ledger.entries()) == 1
+    reserve(ledger, "a", round_=2, run_rounds=2, cap=cap)
+    with pytest.raises(TaskRefused, match="already trained the 2 rounds"):
+        reserve(ledger, "a", round_=3, run_rounds=2, cap=cap)
+    assert ledger.spending(DELTA).lifetime <= cap
+
+
+def test_open_runs_promised_rounds_keep_a_second_run_out(tmp_path: Path) -> None:
+    """Two 3-round runs, a cap for 4 rounds: once run a started, run b cannot start, so
+    b never trains a round that would leave a without budget for its own last rounds."""
+    ledger = Ledger(tmp_path / "l.sqlite")
+    cap = epsilon([ROUND] * 4, DELTA) + 0.01
+    reserve(ledger, "a", 1, run_rounds=3, cap=cap)
+    with pytest.raises(TaskRefused, match="and other open runs' promised rounds"):
+        reserve(ledger, "b", 1, run_rounds=3, cap=cap)
+    reserve(ledger, "a", 2, run_rounds=3, cap=cap)
+    reserve(ledger, "a", 3, run_rounds=3, cap=cap)
+    assert [e.run_id for e in ledger.entries()] == ["a"] * 3
+    # a finished run promises nothing more: a 1-round run fits what is left
+    reserve(ledger, "c", 1, run_rounds=1, cap=cap)
+
+
+def test_a_quiet_run_stops_holding_budget(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "l.sqlite")
+    cap = epsilon([ROUND] * 4, DELTA) + 0.01
+    reserve(ledger, "a", 1, run_rounds=3, cap=cap, plan_seconds=0)  # promise lapses at once
+    reserve(ledger, "b", 1, run_rounds=3, cap=cap)  # 1 reserved + 3 planned: fits
+    with pytest.raises(TaskRefused):
+        reserve(ledger, "a", 2, run_rounds=3, cap=cap)  # checked anew: now over the cap
+    assert ledger.spending(DELTA).lifetime <= cap
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    """What someone with the file and sqlite3 can do: drop the guards, then edit."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TRIGGER entries_no_update")
+    db.execute("DROP TRIGGER entries_no_delete")
+    return db
+
+
+@pytest.mark.parametrize(("tamper", "seq", "problem"), [
+    ("UPDATE entries SET kind = 'bonus' WHERE seq = 2", 2, "malformed"),
+    ("UPDATE entries SET noise_multiplier = 0 WHERE seq = 3", 3, "does not match its hash"),
+    ("UPDATE head SET hash = 'x'", 5, "head does not match its last entry"),
+    ("UPDATE entries SET noise_multiplier = 3.0 WHERE seq = 3", 3, "does not match its hash"),
+    ("UPDATE entries SET steps = 1 WHERE seq = 5", 5, "does not match its hash"),
+    ("UPDATE entries SET run_id = 'z' WHERE seq = 1", 1, "does not match its hash"),
+    ("DELETE FROM entries WHERE seq = 2", 2, "entry 2 is missing"),
+    ("DELETE FROM entries WHERE seq = 1", 1, "entry 1 is missing"),
+    ("DELETE FROM entries WHERE seq = 5", 5, "head does not match its last entry"),
+    ("DELETE FROM entries WHERE seq >= 4", 4, "head does not match its last entry"),
+    ("DELETE FROM head", 6, "head does not match its last entry"),
+    ("UPDATE entries SET prev_hash = hash WHERE seq = 4", 4, "previous-hash does not match"),
+])
+def test_any_edit_or_deletion_is_detected(tmp_path: Path, tamper: str, seq: int,
+                                          problem: str) -> None:
+    path = tmp_path / "l.sqlite"
+    filled(path).close()
+    _raw(path).execute(tamper)
+    result = Ledger(path).verify()
+    assert not result.ok and result.first_broken_seq == seq and problem in (result.problem or "")
+
+
+def test_edits_with_a_recomputed_hash_still_break_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    ledger = filled(path)
+    forged = ledger.entries()[2].model_copy(update={"noise_multiplier": 5.0})
+    fixed_hash = forged.expected_hash()
+    _raw(path).execute("UPDATE entries SET noise_multiplier = 5.0, hash = ? WHERE seq = 3",
+                       (fixed_hash,))
+    result = Ledger(path).verify()
+    assert (result.ok, result.first_broken_seq) == (False, 4)
+    assert "this entry or the one before it was altered" in (result.problem or "")
+
+
+def test_a_consistently_rewritten_end_is_caught_against_a_recorded_head(tmp_path: Path) -> None:
+    """Trimming the last entries and re-pointing the head passes the chain walk alone; the
+    head a privacy report sent out (and the coordinator recorded) catches it."""
+    path = tmp_path / "l.sqlite"
+    ledger = filled(path)
+    recorded = ledger.head()
+    assert recorded is not None and recorded[0] == 5
+    third = ledger.entries()[2]
+    db = _raw(path)
+    db.execute("DELETE FROM entries WHERE seq > 3")
+    db.execute("UPDATE head SET seq = 3, hash = ?", (third.hash,))
+    assert Ledger(path).verify().ok  # the limit of a self-contained check
+    result = Ledger(path).verify(expect=recorded)
+    assert (result.ok, result.first_broken_seq) == (False, 5)
+    assert "not in the ledger" in (result.problem or "")
+
+
+def test_a_broken_ledger_spends_nothing_more(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    filled(path).close()
+    _raw(path).execute("UPDATE entries SET steps = 1 WHERE seq = 1")
+    with pytest.raises(TaskRefused, match="privacy ledger fails verification at entry 1"):
+        reserve(Ledger(path), "c")
+
+
+def test_read_only_tools_never_create_a_ledger(tmp_path: Path) -> None:
+    with pytest.raises(LedgerMissing, match="nothing was spent on this dataset here, or the "
+                                            "file was removed"):
+        Ledger(tmp_path / "gone.sqlite", create=False)
+    assert not (tmp_path / "gone.sqlite").exists()
+
+
+def test_the_ledger_refuses_updates_and_deletes(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    filled(path).close()
+    db = sqlite3.connect(path)
+    for statement in ("UPDATE entries SET steps = 1", "DELETE FROM entries"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            db.execute(statement)

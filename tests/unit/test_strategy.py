@@ -1,0 +1,60 @@
+"""The ServerApp's strategy with hand-made replies and a real store (no Flower processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+
+from sangsaeng.server.db import Store
+from sangsaeng.server.flower.strategy import RecordingFedAvg, RunFailed
+from sangsaeng.server.runs import lifecycle
+from sangsaeng.shared.accounting import PrivacyReport
+from sangsaeng.shared.task import TaskSpec
+from sangsaeng.shared.wire import PRIVACY
+
+pytestmark = pytest.mark.usefixtures("flower_task_identity")
+
+REPORT = PrivacyReport(partner="acme", dataset="toy", noise_multiplier=1.0, sample_rate=0.1,
+                       steps=10, delta=1e-5, epsilon=0.9, lifetime_epsilon=1.2, epsilon_cap=4.0,
+                       ledger_seq=2, ledger_hash="a" * 64)
+
+
+def reply(value: float, report: dict[str, object] | None) -> Message:
+    content = RecordDict({"arrays": ArrayRecord([np.full(3, value)]),
+                          "metrics": MetricRecord({"num-examples": 10})})
+    if report is not None:
+        content[PRIVACY] = ConfigRecord(report)  # type: ignore[arg-type]
+    return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
+
+
+def strategy(tmp_path: Path, task: TaskSpec, min_nodes: int) -> tuple[RecordingFedAvg, Store]:
+    task = TaskSpec.from_dict({**task.model_dump(), "min_nodes": min_nodes})
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    run_id = lifecycle.create(store, task, owner=None)
+    return RecordingFedAvg(task, store, run_id), store
+
+
+@pytest.mark.parametrize("bad", [None, {**REPORT.model_dump(), "epsilon": -1.0},
+                                 {"partner": "acme"}])
+def test_update_without_valid_report_is_never_aggregated(
+        tmp_path: Path, small_task: TaskSpec, bad: dict[str, object] | None) -> None:
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=1)
+    arrays, _ = fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump()), reply(9.0, bad)])
+    assert arrays is not None
+    np.testing.assert_array_equal(arrays.to_numpy_ndarrays()[0], np.full(3, 1.0))
+    [record] = store.runs.get(fedavg.run_id).privacy_reports
+    assert (record.partner, record.epsilon) == ("acme", 0.9)
+
+
+def test_too_few_valid_updates_fail_the_round_but_reports_stay(
+        tmp_path: Path, small_task: TaskSpec) -> None:
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=2)
+    with pytest.raises(RunFailed, match="round 1: 1 of the 2 partner training replies needed "
+                                        "arrived; partner errors: a training reply without a "
+                                        "valid privacy report"):
+        fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump()), reply(9.0, None)])
+    assert len(store.runs.get(fedavg.run_id).privacy_reports) == 1
+    assert fedavg.latest_arrays is None

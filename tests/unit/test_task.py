@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sangsaeng.shared.task import TaskSpec, TaskSpecError, load_task
+from sangsaeng.shared.wire import RUN_CONFIG_TASK
+
+from ..support.tasks import task_with
+
+
+def test_demo_task_loads(caravan_task: TaskSpec) -> None:
+    assert caravan_task.dataset == "caravan"
+    assert len(caravan_task.features) == 85
+    kinds = {f.name: f.kind for f in caravan_task.features}
+    assert kinds["MOSTYPE"] == "categorical" and kinds["PPERSAUT"] == "numeric"
+
+
+def test_json_round_trip_and_stable_hash(caravan_task: TaskSpec) -> None:
+    again = TaskSpec.from_json(caravan_task.to_json())
+    assert again == caravan_task
+    assert again.sha256() == caravan_task.sha256()
+    assert task_with(rounds=6).sha256() != caravan_task.sha256()
+
+
+def test_run_config_round_trip(caravan_task: TaskSpec) -> None:
+    assert TaskSpec.from_run_config({RUN_CONFIG_TASK: caravan_task.to_json()}) == caravan_task
+    with pytest.raises(TaskSpecError, match="run config has no 'task'"):
+        TaskSpec.from_run_config({})
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"rounds": 0}, "rounds", "greater than or equal to 1"),
+    ({"batch_size": -1}, "batch_size", "greater than or equal to 1"),
+    ({"learning_rate": 0}, "learning_rate", "greater than 0"),
+    ({"dp": {"delta": 1.5}}, "dp.delta", "less than 1"),
+    ({"dp": {"target_epsilon": 3.0}}, "dp", "exactly one of noise_multiplier and target_epsilon"),
+    ({"dp": {"noise_multiplier": None}}, "dp", "exactly one of"),
+    ({"model": {"kind": "transformer"}}, "model.kind", "'logreg' or 'mlp'"),
+    ({"model": {"kind": "mlp", "hidden": []}}, "model", "at least one hidden layer"),
+    ({"target": {"name": "Purchase", "classes": ["Yes"]}}, "target.classes", "at least 2"),
+    ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
+])
+def test_bad_fields_are_named(change: dict[str, object], field: str, reason: str) -> None:
+    with pytest.raises(TaskSpecError) as err:
+        task_with(**change)
+    assert f"{field}: " in str(err.value) and reason in str(err.value)
+
+
+def test_bad_features_are_named(caravan_task: TaskSpec) -> None:
+    data = caravan_task.model_dump()
+    data["features"][3] = {"name": "MGEMLEEF", "min": 5, "max": 1}
+    with pytest.raises(TaskSpecError, match=r"features\.3\.numeric: .*max must be greater"):
+        TaskSpec.from_dict(data)
+    data = caravan_task.model_dump()
+    data["features"].append({"name": "MAANTHUI", "min": 0, "max": 1})
+    with pytest.raises(TaskSpecError, match="duplicate feature names: MAANTHUI"):
+        TaskSpec.from_dict(data)
+    data = caravan_task.model_dump()
+    data["features"].append({"name": "Purchase", "min": 0, "max": 1})
+    with pytest.raises(TaskSpecError, match="target column 'Purchase' is also listed"):
+        TaskSpec.from_dict(data)
+    data = caravan_task.model_dump()
+    data["features"][0] = {"kind": "text", "name": "MOSTYPE"}
+    with pytest.raises(TaskSpecError, match=r"features\.0: .*'text'"):
+        TaskSpec.from_dict(data)
+
+
+def test_load_task_files(tmp_path: Path, caravan_task: TaskSpec) -> None:
+    as_json = tmp_path / "t.json"
+    as_json.write_text(json.dumps(caravan_task.model_dump()))
+    assert load_task(as_json) == caravan_task
+    with pytest.raises(TaskSpecError, match="task file not found"):
+        load_task(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("rounds = = 3")
+    with pytest.raises(TaskSpecError, match="not valid TOML"):
+        load_task(broken)
+    other = tmp_path / "t.yaml"
+    other.write_text("rounds: 3")
+    with pytest.raises(TaskSpecError, match=r"must end in \.toml or \.json"):
+        load_task(other)
