@@ -4,12 +4,6 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
-ROLES    := shared client server audit
-# mypy and the import contracts read the package as it installs (sangsaeng.<role>); in
-# this repo the roles sit beside sangsaeng/ (pyproject.toml maps them), which neither tool
-# can follow through an editable install, so they read a tree of symlinks laid out like
-# the installed package.
-IMPORT_GRAPH := build/import-graph
 
 .PHONY: install demo test test-fast bench lint clean
 
@@ -47,16 +41,13 @@ $(CHROMIUM):
 bench: install
 	$(BIN)/python bench/report.py
 
-# ruff; mypy over the package as it installs, then over tests and benchmarks; the import
-# contracts in pyproject.toml.
+# ruff; mypy over every package, the tests and the benchmarks; the import contracts in
+# pyproject.toml (lint-imports).
 lint: install
 	$(BIN)/ruff check .
-	rm -rf $(IMPORT_GRAPH) && mkdir -p $(IMPORT_GRAPH)/sangsaeng
-	ln -s $(addprefix $(CURDIR)/,$(wildcard sangsaeng/*)) $(IMPORT_GRAPH)/sangsaeng/
-	for role in $(ROLES); do ln -s $(CURDIR)/$$role $(IMPORT_GRAPH)/sangsaeng/$$role; done
-	cd $(IMPORT_GRAPH) && MYPYPATH=. $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p sangsaeng
-	MYPYPATH=$(IMPORT_GRAPH) $(BIN)/mypy tests bench
-	cd $(IMPORT_GRAPH) && $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml
+	$(BIN)/mypy -p sangsaeng
+	$(BIN)/mypy tests bench
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .sangsaeng-demo build
