@@ -65,5 +65,11 @@ def test_policy_files(tmp_path: Path) -> None:
     path.write_text("partner = ")
     with pytest.raises(PolicyError, match="not valid TOML"):
         PartnerPolicy.load(path)
+    # The parser's own message quotes the file ("Cannot declare ('datasets', ...) twice");
+    # a policy error is sent to the coordinator, so only the position is kept.
+    path.write_text("[datasets.rare_postcode_4711]\n[datasets.rare_postcode_4711]\n")
+    with pytest.raises(PolicyError) as refused:
+        PartnerPolicy.load(path)
+    assert str(refused.value) == "the policy file is not valid TOML (line 2, column 29)"
     with pytest.raises(PolicyError, match="has no 'policy'"):
         PartnerPolicy.from_node_config({})
