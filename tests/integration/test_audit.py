@@ -6,7 +6,6 @@ served on the copy) must catch it and name it."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -33,6 +32,7 @@ from sangsaeng.server.runs.states import COMPLETED
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.signing import create_key
 
+from ..support.cli import sangsaeng
 from ..support.processes import flower_processes
 from ..support.records import register_caravan
 from ..support.tasks import caravan_policy, task_with
@@ -87,13 +87,12 @@ class Records:
 
     def verify(self, *args: str, ledgers: bool = True) -> subprocess.CompletedProcess[str]:
         """`sangsaeng audit verify` (with both partners' fresh exports), as an auditor,
-        against the audit API served on these records."""
+        against the audit API served on these records (the CLI in this process)."""
         exports = [arg for p in PARTNERS for arg in ("--ledger", str(self.export(p)))]
         with serve(self.workdir / "store.db") as (url, token):
-            return subprocess.run(
-                [SANGSAENG, "audit", "verify", "--api-url", url, *(exports if ledgers else []),
-                 *args], capture_output=True, text=True, timeout=120,
-                env={**os.environ, "SANGSAENG_TOKEN": token, "COLUMNS": "400"})
+            return sangsaeng("audit", "verify", "--api-url", url,
+                             *(exports if ledgers else []), *args,
+                             env={"SANGSAENG_TOKEN": token})
 
 
 @contextmanager
@@ -258,10 +257,8 @@ def test_an_export_edited_after_signing_is_named(records: Records, tmp_path: Pat
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(signed))
     with serve(records.workdir / "store.db") as (url, token):
-        result = subprocess.run(
-            [SANGSAENG, "audit", "verify", "--api-url", url, "--token", token,
-             "--ledger", str(records.export("north-bank")), "--ledger", str(edited)],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+        result = sangsaeng("audit", "verify", "--api-url", url, "--token", token,
+                           "--ledger", str(records.export("north-bank")), "--ledger", str(edited))
     found = failures(result)
     assert any(f.startswith("FAIL [signature] south-insurance / caravan: edited.json: the "
                             "signature does not verify") for f in found)
