@@ -41,7 +41,7 @@ class TaskRefused(ValueError):
 
 
 class DatasetPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     data_path: Path
     epsilon_cap: float = Field(gt=0)

@@ -127,7 +127,7 @@ class PrivacyReport(BaseModel):
     dataset in this run and over its whole life (both recomputed from the partner's ledger),
     and its cap. Crosses the client/server boundary."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     partner: str = Field(min_length=1)
     dataset: str = Field(min_length=1)

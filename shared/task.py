@@ -6,6 +6,7 @@ It travels to the ServerApp and every ClientApp as JSON in Flower's run config.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -24,7 +25,18 @@ from .files import DocumentError, read_document
 from .hash_chain import canonical_sha256
 from .wire import RUN_CONFIG_TASK
 
-Category = Annotated[str, Field(min_length=1)] | int
+# Bounds on everything a task may ask of a partner (and of the coordinator, which stores
+# and serves it): every number finite (allow_inf_nan=False below), every size limited.
+MAX_NAME = 200  # characters of a dataset, column or category name
+MAX_FEATURES = 10_000
+MAX_CATEGORIES = 10_000  # of one column, or classes of the target
+MAX_HIDDEN_LAYERS = 16
+MAX_SIGMA = 1_000.0  # noise multiplier; far past any use (ε is ~0 well before)
+MAX_BATCH = 100_000  # the expected Poisson batch: rows in memory at once
+MAX_NODES = 10_000
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+Category = Name | Annotated[int, Field(ge=-2**63, lt=2**63)]
 
 
 class TaskSpecError(ValueError):
@@ -32,14 +44,14 @@ class TaskSpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NumericFeature(_Strict):
     """A numeric column, scaled to [0, 1] by its declared range (never by the data's)."""
 
     kind: Literal["numeric"] = "numeric"
-    name: str = Field(min_length=1)
+    name: Name
     min: float
     max: float
 
@@ -47,6 +59,8 @@ class NumericFeature(_Strict):
     def _range(self) -> NumericFeature:
         if not self.max > self.min:
             raise ValueError(f"max must be greater than min ({self.min} .. {self.max})")
+        if not math.isfinite(self.max - self.min):  # scaling divides by it
+            raise ValueError("the range max - min must be a finite number")
         return self
 
 
@@ -54,8 +68,8 @@ class CategoricalFeature(_Strict):
     """A categorical column, one-hot encoded over its declared categories."""
 
     kind: Literal["categorical"]
-    name: str = Field(min_length=1)
-    categories: list[Category] = Field(min_length=1)
+    name: Name
+    categories: list[Category] = Field(min_length=1, max_length=MAX_CATEGORIES)
 
     @model_validator(mode="after")
     def _unique(self) -> CategoricalFeature:
@@ -76,8 +90,8 @@ Feature = Annotated[
 
 
 class TargetSpec(_Strict):
-    name: str = Field(min_length=1)
-    classes: list[Category] = Field(min_length=2)
+    name: Name
+    classes: list[Category] = Field(min_length=2, max_length=MAX_CATEGORIES)
 
     @model_validator(mode="after")
     def _unique(self) -> TargetSpec:
@@ -87,7 +101,8 @@ class TargetSpec(_Strict):
 
 class ModelSpec(_Strict):
     kind: Literal["logreg", "mlp"]
-    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=list)
+    hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=list,
+                                                               max_length=MAX_HIDDEN_LAYERS)
 
     @model_validator(mode="after")
     def _hidden(self) -> ModelSpec:
@@ -101,10 +116,10 @@ class ModelSpec(_Strict):
 class DPSpec(_Strict):
     """DP-SGD parameters: give the noise multiplier, or a target epsilon for the whole run."""
 
-    max_grad_norm: float = Field(gt=0)
+    max_grad_norm: float = Field(gt=0, le=1e6)
     delta: float = Field(gt=0, lt=1)
-    noise_multiplier: float | None = Field(default=None, gt=0)
-    target_epsilon: float | None = Field(default=None, gt=0)
+    noise_multiplier: float | None = Field(default=None, gt=0, le=MAX_SIGMA)
+    target_epsilon: float | None = Field(default=None, gt=0, le=1_000)
 
     @model_validator(mode="after")
     def _one_of(self) -> DPSpec:
@@ -114,19 +129,20 @@ class DPSpec(_Strict):
 
 
 class TaskSpec(_Strict):
-    dataset: str = Field(min_length=1)
-    features: list[Feature] = Field(min_length=1)
+    dataset: Name
+    features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
     target: TargetSpec
     model: ModelSpec
     rounds: int = Field(ge=1, le=1000)
     local_epochs: int = Field(ge=1, le=100)
-    batch_size: int = Field(ge=1, description="expected batch size of Poisson sampling")
+    batch_size: int = Field(ge=1, le=MAX_BATCH,
+                            description="expected batch size of Poisson sampling")
     learning_rate: float = Field(gt=0, le=10)
     dp: DPSpec
-    min_nodes: int = Field(ge=1)
+    min_nodes: int = Field(ge=1, le=MAX_NODES)
     round_timeout: float = Field(gt=0, le=86400, description="seconds")
     holdout_fraction: float = Field(default=0.2, gt=0, le=0.5)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)
 
     @model_validator(mode="after")
     def _columns(self) -> TaskSpec:

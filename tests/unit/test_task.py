@@ -82,3 +82,63 @@ def test_load_task_files(tmp_path: Path, caravan_task: TaskSpec) -> None:
     other.write_text("rounds: 3")
     with pytest.raises(TaskSpecError, match=r"must end in \.toml or \.json"):
         load_task(other)
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"learning_rate": NAN}, "learning_rate"),
+    ({"round_timeout": NAN}, "round_timeout"),
+    ({"holdout_fraction": NAN}, "holdout_fraction"),
+    ({"dp": {"max_grad_norm": INF}}, "dp.max_grad_norm"),
+    ({"dp": {"noise_multiplier": INF}}, "dp.noise_multiplier"),
+    ({"dp": {"noise_multiplier": None, "target_epsilon": INF}}, "dp.target_epsilon"),
+])
+def test_non_finite_numbers_are_refused(change: dict[str, object], field: str) -> None:
+    """issue 15, finding 8: non-finite values were accepted (and a task that cannot be
+    written as JSON broke every later answer about its run)."""
+    with pytest.raises(TaskSpecError) as err:
+        task_with(**change)
+    assert f"{field}: " in str(err.value)
+
+
+@pytest.mark.parametrize("bound", [(-INF, 1.0), (0.0, INF), (NAN, 1.0), (-1e308, 1e308)])
+def test_a_numeric_range_must_be_finite(caravan_task: TaskSpec,
+                                        bound: tuple[float, float]) -> None:
+    data = caravan_task.model_dump()
+    data["features"][1] = {"name": "MAANTHUI", "min": bound[0], "max": bound[1]}
+    with pytest.raises(TaskSpecError, match=r"features\.1\.numeric"):
+        TaskSpec.from_dict(data)
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"model": {"kind": "mlp", "hidden": [4096] * 2000}}, "model.hidden"),
+    ({"seed": 2**70}, "seed"),
+    ({"seed": -1}, "seed"),
+    ({"dp": {"noise_multiplier": 1e9}}, "dp.noise_multiplier"),
+    ({"batch_size": 10**9}, "batch_size"),
+    ({"min_nodes": 10**9}, "min_nodes"),
+    ({"dataset": "x" * 1000}, "dataset"),
+])
+def test_sizes_are_bounded(change: dict[str, object], field: str) -> None:
+    """issue 15, finding 8: a task asked for unbounded work (2,000 hidden layers of 4,096,
+    any seed, any σ)."""
+    with pytest.raises(TaskSpecError) as err:
+        task_with(**change)
+    assert f"{field}: " in str(err.value)
+
+
+def test_categories_are_bounded(caravan_task: TaskSpec) -> None:
+    data = caravan_task.model_dump()
+    data["features"][0] = {"kind": "categorical", "name": "MOSTYPE",
+                           "categories": list(range(100_001))}
+    with pytest.raises(TaskSpecError, match=r"features\.0\.categorical\.categories"):
+        TaskSpec.from_dict(data)
+
+
+def test_every_accepted_task_survives_its_json(caravan_task: TaskSpec) -> None:
+    """What the API accepts is stored as JSON and read back for every later answer."""
+    extreme = task_with(learning_rate=10, seed=2**32 - 1, batch_size=100_000,
+                        dp={"noise_multiplier": 1000.0, "max_grad_norm": 1e6})
+    assert TaskSpec.from_json(extreme.to_json()) == extreme
