@@ -88,7 +88,7 @@ def train(msg: Message, context: Context) -> Message:
     task, policy, rules, data = _setup(context)
     planned = _plan(task, len(data.y_train), context)
     check_mechanism(policy, rules, planned)
-    model = _global_model(msg, task)
+    model = _global_model(msg, task, policy)
     run_id = str(context.run_id)
     with Ledger(policy.ledger_path(task.dataset)) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
@@ -138,8 +138,8 @@ def evaluate(msg: Message, context: Context) -> Message:
     if done >= task.rounds:
         raise TaskRefused(f"partner '{policy.partner}' already evaluated the {task.rounds} "
                           "rounds this run declares")
+    model = _global_model(msg, task, policy)
     context.state[EVALUATIONS_KEY] = ConfigRecord({"count": done + 1})
-    model = _global_model(msg, task)
     model.eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(data.x_holdout))
@@ -173,7 +173,13 @@ def _server_round(msg: Message) -> int:
     return int(cast(int, msg.content.config_records[wire.CONFIG][wire.SERVER_ROUND]))
 
 
-def _global_model(msg: Message, task: TaskSpec) -> torch.nn.Module:
+def _global_model(msg: Message, task: TaskSpec, policy: PartnerPolicy) -> torch.nn.Module:
+    """The model the message carries. Non-finite weights are refused: they defeat clipping
+    (a NaN passes every comparison) and nothing honest sends them."""
+    state = msg.content.array_records[wire.ARRAYS].to_torch_state_dict()
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in state.values()):
+        raise TaskRefused(f"partner '{policy.partner}' refuses: the model it was sent has "
+                          "non-finite weights")
     model = build_model(task)
-    model.load_state_dict(msg.content.array_records[wire.ARRAYS].to_torch_state_dict())
+    model.load_state_dict(state)
     return model

@@ -73,6 +73,14 @@ def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
             if layers[i - 1][1]:
                 g = torch.ops.aten.threshold_backward(g, inputs[i], 0)
     assert sq_norms is not None  # linear_layers returns at least one layer
+    finite = torch.isfinite(sq_norms)
+    if not bool(finite.all()):
+        # Weights crafted to overflow on one row would make the whole sum NaN exactly when
+        # that row is sampled. Its gradient counts as zero instead (within any clipping
+        # bound, so the sensitivity stays C); zeroing its rows avoids 0 * inf.
+        inputs = [a.where(finite[:, None], 0.0) for a in inputs]
+        grads_out = [g.where(finite[:, None], 0.0) for g in grads_out]
+        sq_norms = sq_norms.where(finite, 0.0)
     factor = (max_grad_norm / (sq_norms.sqrt_() + 1e-6)).clamp_(max=1.0)
     column = factor[:, None]
     # scale whichever of g and a is smaller (the first layer's input, the logits' grad)

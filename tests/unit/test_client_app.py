@@ -174,3 +174,22 @@ def test_bad_data_and_missing_policy_are_named(tmp_path: Path, data_path: Path) 
                                   "and a training split")
     reply = client_app.train(message(task, MessageType.TRAIN), context(task, tmp_path / "no.toml"))
     assert reply.error.reason == "the policy file named in node_config 'policy' does not exist"
+
+
+@pytest.mark.parametrize("kind", [MessageType.TRAIN, MessageType.EVALUATE])
+def test_non_finite_weights_are_refused_before_any_budget_is_spent(policy: Path,
+                                                                  kind: str) -> None:
+    """issue 15, finding 4: weights were never checked, and a NaN passes clamp."""
+    task = task_with(rounds=1, local_epochs=1)
+    state = build_model(task, seed=0).state_dict()
+    state["0.weight"][0, 0] = float("nan")
+    msg = Message(RecordDict({"arrays": ArrayRecord(state),
+                              "config": ConfigRecord({"server-round": 1})}),
+                  dst_node_id=5, message_type=kind)
+    handler = client_app.train if kind == MessageType.TRAIN else client_app.evaluate
+    reply = handler(msg, context(task, policy))
+    assert reply.has_error()
+    assert reply.error.reason == "partner 'acme' refuses: the model it was sent has " \
+                                 "non-finite weights"
+    with ledger_of(policy) as ledger:
+        assert ledger.entries() == []

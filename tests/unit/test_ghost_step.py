@@ -202,3 +202,28 @@ def test_other_layers_are_refused() -> None:
     frozen[0].weight.requires_grad_(False)
     with pytest.raises(UnsupportedModel, match="frozen"):
         linear_layers(frozen)
+
+
+def test_a_sample_whose_gradient_is_not_finite_adds_nothing() -> None:
+    """issue 15, finding 4: finite weights crafted to overflow on one row made the clipped
+    sum NaN exactly when that row was sampled (so the update told whether it was). That
+    row now contributes zero, within any clipping bound; the other rows as before."""
+    layer = nn.Linear(3, 2)
+    model = nn.Sequential(layer)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3e38, 0.5, 0.0], [-3e38, 0.0, 0.5]]))
+        layer.bias.zero_()
+    x = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [0.0, 0.3, 0.1]])  # row 1 overflows
+    y = torch.tensor([0, 1, 1])
+    layers = linear_layers(model)
+    with torch.no_grad():
+        assert not torch.isfinite(model(x[1:2])).all()  # the crafted row's logits overflow
+    every = clipped_sum(layers, x, y, 1.0)
+    others = clipped_sum(layers, x[[0, 2]], y[[0, 2]], 1.0)
+    for a, b in zip(every, others, strict=True):
+        assert torch.isfinite(a).all()
+        assert torch.equal(a, b)
+    step = GhostDPSGD(model, lr=0.1, max_grad_norm=1.0, noise_multiplier=1.0,
+                      expected_batch_size=3, seed=0)
+    step.step(x, y)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
