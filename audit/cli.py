@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sangsaeng.shared.cli import TokenOption, UrlOption, api_session, failing_on
+from sangsaeng.shared.cli import REFUSED, TokenOption, UrlOption, api_session, failing_on
 from sangsaeng.shared.http import DEFAULT_API_URL
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
@@ -16,6 +16,8 @@ from .fetch import AuditApi, AuditData, fetch
 from .report import AuditReport, write_report
 from .verify import BadLedgerFile, Verification, load_ledger, verify
 from .views import print_verification
+
+INCOMPLETE = 3  # exit code: nothing failed, but not everything could be cross-checked
 
 app = typer.Typer(help="Auditors: recompute ε independently, cross-check partners' signed "
                        "ledgers, write the report.", no_args_is_help=True)
@@ -67,11 +69,11 @@ def verify_command(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL,
                    log_anchor: AnchorOption = None) -> None:
     """Recompute every reported ε with a second accountant, cross-check partners' signed
     ledgers against the coordinator's records, and check the audit log's chain. Exit 1 on
-    any problem, each named."""
+    any problem, each named; 3 if something could not be cross-checked (a ledger export
+    missing)."""
     _, result = _verification(api_url, token, ledger, partner_key, log_anchor)
     print_verification(result, console)
-    if not result.ok:
-        raise typer.Exit(1)
+    _exit_for(result)
 
 
 @app.command("report")
@@ -82,11 +84,15 @@ def report_command(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL,
                    ledger: LedgerOption = None, partner_key: KeyOption = None,
                    log_anchor: AnchorOption = None) -> None:
     """Verify, then write the audit as a self-contained HTML report and as JSON. Exit 1 if
-    the verification failed (the report is written either way)."""
+    the verification failed, 3 if it is incomplete (the report is written either way)."""
     data, result = _verification(api_url, token, ledger, partner_key, log_anchor)
     report = AuditReport(data=data, verification=result)
     write_report(report, output)
     print_verification(result, console)
     console.print(f"report: {output} and {output.with_suffix('.json')}")
-    if not result.ok:
-        raise typer.Exit(1)
+    _exit_for(result)
+
+
+def _exit_for(result: Verification) -> None:
+    if result.verdict != "passed":
+        raise typer.Exit(REFUSED if result.verdict == "failed" else INCOMPLETE)

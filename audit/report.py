@@ -35,7 +35,7 @@ h2{margin:34px 0 8px;padding-bottom:4px;border-bottom:2px solid #dde3ea;font-siz
 .meta{color:#56606b;margin:2px 0}
 .verdict{margin:14px 0;padding:12px 16px;border-radius:6px;color:#fff;font:700 22px sans-serif}
 .verdict span{font-size:15px;font-weight:400;margin-left:10px}
-.passed{background:#1e7d3a}.failed{background:#b3261e}
+.passed{background:#1e7d3a}.failed{background:#b3261e}.incomplete{background:#8a5a00}
 table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}
 th,td{padding:4px 8px;border-bottom:1px solid #e3e8ee;text-align:left;vertical-align:top}
 th{background:#f3f5f8}.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -130,10 +130,14 @@ def render_html(report: AuditReport) -> str:
 
 
 def _header(data: AuditData, v: Verification) -> str:
-    n = len(v.failures)
-    verdict = ('<div class="verdict passed">PASSED<span>no problems found</span></div>' if v.ok
-               else f'<div class="verdict failed">FAILED<span>{n} problem{"s" * (n != 1)} '
-                    'found (listed under Verification)</span></div>')
+    n, m = len(v.failures), len(v.incomplete)
+    verdict = {
+        "passed": '<div class="verdict passed">PASSED<span>no problems found</span></div>',
+        "failed": f'<div class="verdict failed">FAILED<span>{n} problem{"s" * (n != 1)} '
+                  'found (listed under Verification)</span></div>',
+        "incomplete": f'<div class="verdict incomplete">INCOMPLETE<span>{m} thing'
+                      f'{"s" * (m != 1)} not cross-checked (listed under Verification)'
+                      '</span></div>'}[v.verdict]
     warned = f'<p class="meta">{len(v.warnings)} warning(s), see below.</p>' if v.warnings else ""
     return (f'<header><h1>Sangsaeng privacy audit</h1><p class="meta">Verified '
             f"{_e(_time(v.verified_at))}, from the audit API of the coordinator at "
@@ -308,8 +312,6 @@ def _verification(v: Verification) -> str:
     failures = (_table("failures", ("Check", "Subject", "Message"),
                        ((f.check, f.subject, f.message) for f in v.failures)) if v.failures
                 else '<p class="st-ok">No problems found.</p>')
-    warnings = ("<ul class=\"warnings\">" + "".join(f"<li>{_e(w)}</li>" for w in v.warnings)
-                + "</ul>") if v.warnings else "<p>None.</p>"
     return ('<section id="verification"><h2>Verification</h2>'
             "<h3>Accountant: every claimed ε recomputed</h3><p class=\"meta\">The latest lifetime "
             "ε per partner dataset; “max |difference|” is over every ε (lifetime and run) of "
@@ -318,7 +320,14 @@ def _verification(v: Verification) -> str:
             f"{ledgers}<h3>Audit log</h3><p>{log.entries} entries, {head}: "
             f"{_status(log.ok, 'chain intact', 'BROKEN')}</p>"
             f"<h3>Problems ({len(v.failures)})</h3>{failures}"
-            f"<h3>Warnings ({len(v.warnings)})</h3>{warnings}</section>")
+            f"<h3>Not cross-checked ({len(v.incomplete)})</h3>{_items('incomplete', v.incomplete)}"
+            f"<h3>Warnings ({len(v.warnings)})</h3>{_items('warnings', v.warnings)}</section>")
+
+
+def _items(cls: str, items: list[str]) -> str:
+    if not items:
+        return "<p>None.</p>"
+    return f'<ul class="{cls}">' + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
 
 
 def _parameters(runs: list[AuditRun]) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError, computed_field
+from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.hash_chain import first_break
@@ -108,12 +108,20 @@ class Verification(BaseModel):
     ledgers: list[LedgerResult]
     audit_log: LogResult
     failures: list[Finding]
+    # what could not be cross-checked: a partner dataset the coordinator has records of, or
+    # a registered partner, without its signed ledger export
+    incomplete: list[str] = Field(default_factory=list)
     warnings: list[str]
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def verdict(self) -> Literal["passed", "failed", "incomplete"]:
+        return "failed" if self.failures else "incomplete" if self.incomplete else "passed"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def ok(self) -> bool:
-        return not self.failures
+        return self.verdict == "passed"
 
 
 @dataclass(frozen=True)
@@ -156,16 +164,25 @@ def verify(data: AuditData, ledgers: Iterable[LoadedLedger],
            pinned_keys: dict[str, str] | None = None,
            log_anchor: tuple[int, str] | None = None) -> Verification:
     findings: list[Finding] = []
+    incomplete: list[str] = []
     warnings: list[str] = []
     datasets = _datasets(data.runs, ledgers, findings)
     keys = _keys(data.partners, pinned_keys or {}, findings)
-    ledger_results = [_check_ledger(d, keys, findings, warnings) for d in datasets.values()]
+    ledger_results = [_check_ledger(d, keys, findings, incomplete, warnings)
+                      for d in datasets.values()]
+    # A partner may have spent budget the coordinator holds no record of: only its own
+    # ledger tells. Every registered partner owes an export.
+    seen = {d.partner for d in datasets.values() if d.ledger is not None or d.records}
+    incomplete += [f"{p.name}: a registered partner, but no ledger export of it was given "
+                   "(what it spent is not cross-checked)" for p in data.partners
+                   if p.name not in seen]
     accountant_results = [_check_accountant(d, findings) for d in datasets.values()
                           if d.records]
     log_result = _check_log(data.log, log_anchor, findings)
     return Verification(verified_at=dt.datetime.now(dt.UTC).isoformat(),
                         accountants=accountant_results, ledgers=ledger_results,
-                        audit_log=log_result, failures=findings, warnings=warnings)
+                        audit_log=log_result, failures=findings, incomplete=incomplete,
+                        warnings=warnings)
 
 
 def _datasets(runs: list[AuditRun], ledgers: Iterable[LoadedLedger],
@@ -208,15 +225,15 @@ def _keys(partners: list[PartnerKey], pinned: dict[str, str],
 # --- 2. ledgers -----------------------------------------------------------------------------
 
 def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
-                  warnings: list[str]) -> LedgerResult:
+                  incomplete: list[str], warnings: list[str]) -> LedgerResult:
     believed = _coordinator_belief(d)
     result = LedgerResult(partner=d.partner, dataset=d.dataset, source=None,
                           signature="not given", chain="not given", entries=0,
                           records=len(d.records), matched=0, ledger_epsilon=None,
                           coordinator_epsilon=believed, ok=None)
     if d.ledger is None:
-        warnings.append(f"{d.subject}: not cross-checked (no ledger export given); its ε "
-                        "was recomputed from the coordinator's records only")
+        incomplete.append(f"{d.subject}: not cross-checked (no ledger export given); its ε "
+                          "was recomputed from the coordinator's records only")
         return result
     signed = d.ledger.signed
     result.source = d.ledger.source

@@ -35,11 +35,16 @@ def print_verification(result: Verification, console: Console) -> None:
                   + (f", head {log.head_seq}:{log.head_hash})" if log.head_seq else ")"))
     for warning in result.warnings:
         console.print(f"[yellow]warning: {escape(warning)}[/]")
+    for missing in result.incomplete:
+        console.print(f"[yellow]incomplete: {escape(missing)}[/]")
     for f in result.failures:
         console.print(f"[red]FAIL \\[{escape(f.check)}] {escape(f.subject)}: "
                       f"{escape(f.message)}[/]")
-    console.print("[bold green]verification passed[/]" if result.ok else
-                  f"[bold red]verification FAILED: {len(result.failures)} problem(s)[/]")
+    console.print({
+        "passed": "[bold green]verification passed[/]",
+        "failed": f"[bold red]verification FAILED: {len(result.failures)} problem(s)[/]",
+        "incomplete": f"[bold yellow]verification INCOMPLETE: {len(result.incomplete)} "
+                      "thing(s) not cross-checked[/]"}[result.verdict])
 
 
 def _mark(ok: bool | None) -> str:

@@ -42,7 +42,7 @@ PARTNERS = {"alpha-bank": (10.0, 150, 0.253), "beta-insure": (6.0, 80, 0.123),
             "gamma-card": (10.0, 100, 0.2)}
 
 
-def sample_report(failing: bool = False) -> AuditReport:
+def sample_report(failing: bool = False, incomplete: bool = False) -> AuditReport:
     """Two runs with records (4 and 5 rounds), one that failed before any round; in the
     failing variant the third partner's name tries to inject a script."""
     partners = dict(PARTNERS)
@@ -115,12 +115,14 @@ def sample_report(failing: bool = False) -> AuditReport:
             "run 2 round 3: claimed lifetime ε 2.9000, recomputed 3.0131 "
             "<script>document.title = 'pwned'</script><img src=x onerror=alert(1)>")),
     ] if failing else []
-    warnings = [f"{names[2]} / caravan: not cross-checked (no ledger export given)"]
+    warnings = [f"{names[0]} / caravan: the ledger commits updates the coordinator has no "
+                "record of: entry 9 (Flower run 77 round 5)"]
+    missing = [f"{names[2]} / caravan: not cross-checked (no ledger export given)"]
     verification = Verification(
         verified_at=(T0 + dt.timedelta(days=1)).isoformat(), accountants=accountants,
         ledgers=ledgers, audit_log=LogResult(entries=len(log), head_seq=log[-1].seq,
                                              head_hash=log[-1].hash, ok=True),
-        failures=failures, warnings=warnings)
+        failures=failures, incomplete=missing if incomplete else [], warnings=warnings)
     return AuditReport(data=data, verification=verification)
 
 
@@ -137,6 +139,9 @@ def test_html_escapes_data_and_has_every_section() -> None:
     assert html.escape(report.verification.failures[1].message) in page
     assert "FAILED" in page and "2 problems" in page
     assert "PASSED" in render_html(sample_report())
+    page = render_html(sample_report(incomplete=True))
+    assert "INCOMPLETE" in page and "1 thing not cross-checked" in page
+    assert "Not cross-checked (1)" in page and "no ledger export given" in page
 
 
 # --- in Chromium ---------------------------------------------------------------------------
