@@ -13,6 +13,7 @@ matmul per layer, (c ⊙ g)ᵀ a. Nothing of size batch × parameters is ever bu
 
 from __future__ import annotations
 
+import math
 import secrets
 
 import numpy as np
@@ -73,11 +74,13 @@ def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
             if layers[i - 1][1]:
                 g = torch.ops.aten.threshold_backward(g, inputs[i], 0)
     assert sq_norms is not None  # linear_layers returns at least one layer
-    finite = torch.isfinite(sq_norms)
-    if not bool(finite.all()):
+    # One scalar check on the hot path: the sum of the (non-negative) squared norms is
+    # finite unless some row's is not (or they overflow together: then the mask finds none).
+    if not math.isfinite(sq_norms.sum().item()):
         # Weights crafted to overflow on one row would make the whole sum NaN exactly when
         # that row is sampled. Its gradient counts as zero instead (within any clipping
         # bound, so the sensitivity stays C); zeroing its rows avoids 0 * inf.
+        finite = torch.isfinite(sq_norms)
         inputs = [a.where(finite[:, None], 0.0) for a in inputs]
         grads_out = [g.where(finite[:, None], 0.0) for g in grads_out]
         sq_norms = sq_norms.where(finite, 0.0)
