@@ -46,6 +46,8 @@ class Setup:
 
 
 def prepare(workdir: Path, rounds: int) -> Setup:
+    from sangsaeng.client.ledger import init_ledger
+    from sangsaeng.client.policy import PartnerPolicy
     from sangsaeng.demo.data import (
         caravan_columns,
         default_task_path,
@@ -60,6 +62,8 @@ def prepare(workdir: Path, rounds: int) -> Setup:
     policies = [write_policy(workdir / "partners" / f"{name}.policy.toml", name, task.dataset,
                              path, epsilon_cap=1000.0, allowed_columns=caravan_columns())
                 for name, path in zip(PARTNERS, data, strict=True)]
+    for policy in policies:
+        init_ledger(PartnerPolicy.load(policy), task.dataset)
     return Setup(workdir, task.to_json(), policies, data)
 
 

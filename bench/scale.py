@@ -130,6 +130,8 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
     """One run of `partners` virtual partners on a fresh simulation SuperLink."""
     from flwr.cli.build import build_fab_from_files
 
+    from sangsaeng.client.ledger import init_ledger
+    from sangsaeng.client.policy import PartnerPolicy
     from sangsaeng.demo.data import caravan_columns, default_task_path, write_policy
     from sangsaeng.server.db import Store
     from sangsaeng.server.deployment.flower_processes import LocalDeployment
@@ -145,8 +147,9 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
                                "round_timeout": 3600})
     allowed = caravan_columns()
     for p in range(partners):  # virtual node i reads <policy-dir>/i.policy.toml
-        write_policy(here / "policies" / f"{p}.policy.toml", f"partner-{p:04d}",
-                     task.dataset, work / "data" / f"{p}.csv", 10.0, allowed)
+        policy = write_policy(here / "policies" / f"{p}.policy.toml", f"partner-{p:04d}",
+                              task.dataset, work / "data" / f"{p}.csv", 10.0, allowed)
+        init_ledger(PartnerPolicy.load(policy), task.dataset)
     fab, _ = build_fab_from_files({"pyproject.toml": (BENCH / "sim_app.toml").read_bytes(),
                                    "sim_app.py": (BENCH / "sim_app.py").read_bytes()})
     store_url = f"sqlite:///{here / 'store.db'}"

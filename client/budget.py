@@ -6,7 +6,7 @@ from pydantic import BaseModel
 
 from sangsaeng.shared.accounting import spending
 
-from .ledger import COMMIT, RESERVE, Ledger
+from .ledger import COMMIT, RESERVE, open_ledger
 from .policy import PartnerPolicy
 
 
@@ -32,10 +32,10 @@ class LedgerBroken(ValueError):
 
 
 def dataset_budget(policy: PartnerPolicy, dataset: str) -> DatasetBudget:
-    """Raises ledger.LedgerMissing if the dataset has no ledger, LedgerBroken if it does not
-    verify (both messages say what to do)."""
+    """Raises ledger.LedgerMissing if the dataset has no ledger, LedgerMismatch if it is
+    another data file's, LedgerBroken if it does not verify."""
     rules = policy.dataset(dataset)
-    with Ledger(policy.ledger_path(dataset), create=False) as ledger:
+    with open_ledger(policy, dataset) as ledger:
         check = ledger.verify()
         if not check.ok:
             raise LedgerBroken(f"the {dataset} ledger fails verification at entry "

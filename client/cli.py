@@ -14,7 +14,14 @@ from sangsaeng.shared.cli import REFUSED, USAGE, fail, failing_on
 from sangsaeng.shared.signing import SigningKeyError, create_key, load_key, public_key_of
 
 from .budget import LedgerBroken, dataset_budget
-from .ledger import Ledger, LedgerMissing, export_ledger
+from .ledger import (
+    LedgerExists,
+    LedgerMismatch,
+    LedgerMissing,
+    export_ledger,
+    init_ledger,
+    open_ledger,
+)
 from .policy import PartnerPolicy, PolicyError, TaskRefused
 
 app = typer.Typer(help="Partner side: privacy budget, ledger and signing key.",
@@ -51,7 +58,7 @@ def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
         except LedgerMissing as err:
             console.print(f"{policy.partner} / {name}: {err}")
             continue
-        except LedgerBroken as err:
+        except (LedgerBroken, LedgerMismatch) as err:
             fail(f"{policy.partner} / {name}: {err}; no budget can be read from it")
         table = Table(title=f"{b.partner} / {b.dataset}: spent ε {b.spent:.3f} of cap "
                             f"{b.cap:g} (δ={b.delta:g}), remaining {b.remaining:.3f}",
@@ -62,6 +69,18 @@ def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
         for r in b.runs:
             table.add_row(r.run_id, str(r.rounds), str(r.committed), f"{r.epsilon:.3f}")
         console.print(table)
+
+
+@ledger_app.command()
+def init(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
+    """Make each dataset's ledger, bound to its data file (training never makes one, so a
+    lost ledger stops the dataset instead of restarting its budget). Refuses to replace a
+    ledger, or to give a data file that has one a second."""
+    policy, names = _load(policy_path, dataset)
+    for name in names:
+        with failing_on(LedgerExists, code=REFUSED):
+            path = init_ledger(policy, name)
+        console.print(f"{name}: ledger made at {path}")
 
 
 @ledger_app.command()
@@ -82,10 +101,14 @@ def verify(
     broken = False
     for name in names:
         try:
-            with Ledger(policy.ledger_path(name), create=False) as ledger:
+            with open_ledger(policy, name) as ledger:
                 result = ledger.verify(expect=anchor)
         except LedgerMissing as err:
             console.print(f"{name}: {err}")
+            continue
+        except LedgerMismatch as err:
+            broken = True
+            console.print(f"[red]{name}: {err}[/]")
             continue
         if result.ok:
             console.print(f"{name}: ok ({result.entries} entries, hash chain intact)")
@@ -105,7 +128,7 @@ def export(policy_path: PolicyOption, dataset: Annotated[str, typer.Option()],
     """The dataset's whole ledger as JSON, signed with the partner's key, for auditors
     (`sangsaeng audit verify --ledger FILE`)."""
     policy, _ = _load(policy_path, dataset)
-    with failing_on(LedgerMissing, SigningKeyError, code=REFUSED):
+    with failing_on(LedgerMissing, LedgerMismatch, SigningKeyError, code=REFUSED):
         signed = export_ledger(policy, dataset)
     text = signed.model_dump_json(indent=1) + "\n"
     if output is None:

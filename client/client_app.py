@@ -36,7 +36,7 @@ from sangsaeng.shared.task import TaskSpec, TaskSpecError
 
 from . import dp_sgd
 from .data import LocalData, load_local_data
-from .ledger import Ledger
+from .ledger import Ledger, LedgerMismatch, LedgerMissing, open_ledger
 from .policy import (
     DatasetPolicy,
     PartnerPolicy,
@@ -90,12 +90,14 @@ def train(msg: Message, context: Context) -> Message:
     check_mechanism(policy, rules, planned)
     model = _global_model(msg, task, policy)
     run_id = str(context.run_id)
-    with Ledger(policy.ledger_path(task.dataset)) as ledger:
+    with _ledger(policy, task.dataset) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
         reserve = ledger.reserve(
             run_id=run_id, round_=_server_round(msg), planned=planned, run_rounds=task.rounds,
             delta=rules.delta, cap=rules.epsilon_cap, task_sha256=task.sha256(),
-            partner=policy.partner, plan_seconds=_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout)
+            partner=policy.partner,
+            plan_seconds=min(_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout,
+                             rules.max_promise_seconds))
         dp_sgd.train(model, data.x_train, data.y_train, task, planned)
         commit = ledger.commit(reserve)  # the update goes to Flower for sending right after
         # recomputed by the accountant from the ledger's history up to this commit (a
@@ -167,6 +169,20 @@ def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, Lo
         raise TaskRefused(f"partner '{policy.partner}' refuses: the dataset has fewer rows "
                           "than its policy's minimum")
     return task, policy, rules, data
+
+
+def _ledger(policy: PartnerPolicy, dataset: str) -> Ledger:
+    """The dataset's ledger; never made here (`sangsaeng client ledger init` does), so a
+    lost ledger stops the dataset instead of restarting its budget."""
+    try:
+        return open_ledger(policy, dataset)
+    except LedgerMissing:
+        raise TaskRefused(f"partner '{policy.partner}' has no privacy ledger for dataset "
+                          f"'{dataset}' (its operator runs `sangsaeng client ledger init`)"
+                          ) from None
+    except LedgerMismatch:
+        raise TaskRefused(f"partner '{policy.partner}' refuses: its ledger for dataset "
+                          f"'{dataset}' belongs to another data file") from None
 
 
 def _server_round(msg: Message) -> int:

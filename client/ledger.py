@@ -26,9 +26,11 @@ shared/hash_chain.py.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -47,10 +49,10 @@ from sangsaeng.shared.ledger_format import (
 )
 from sangsaeng.shared.signing import load_key, public_key_of, sign
 
-from .policy import PartnerPolicy, TaskRefused
+from .policy import LEDGER_GLOB, PartnerPolicy, TaskRefused
 
-__all__ = ["COMMIT", "RESERVE", "Entry", "Ledger", "LedgerMissing", "VerifyResult",
-           "export_ledger"]
+__all__ = ["COMMIT", "RESERVE", "Entry", "Identity", "Ledger", "LedgerExists", "LedgerMismatch",
+           "LedgerMissing", "VerifyResult", "export_ledger", "init_ledger", "open_ledger"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -67,6 +69,17 @@ CREATE TABLE IF NOT EXISTS entries (
     hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT);
+CREATE TABLE IF NOT EXISTS identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    dataset TEXT NOT NULL,
+    data_file TEXT NOT NULL,
+    holdout_key TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS identity_no_update BEFORE UPDATE ON identity
+    BEGIN SELECT RAISE(ABORT, 'a ledger belongs to one data file for life'); END;
+CREATE TRIGGER IF NOT EXISTS identity_no_delete BEFORE DELETE ON identity
+    BEGIN SELECT RAISE(ABORT, 'a ledger belongs to one data file for life'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
     BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
@@ -75,17 +88,36 @@ CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
 
 
 class LedgerMissing(FileNotFoundError):
-    """No ledger file: nothing was ever spent on the dataset here, or the file was removed."""
+    """No ledger file: the partner never ran `ledger init` for the dataset, or the file was
+    removed. Nothing ever makes one implicitly: a lost ledger must not restart a budget."""
+
+
+class LedgerExists(FileExistsError):
+    """`ledger init` would replace or duplicate a ledger."""
+
+
+class LedgerMismatch(ValueError):
+    """The ledger belongs to another dataset or data file than the policy names."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a ledger is the budget of, fixed when it is made: the dataset's name and its
+    data file (resolved), and the partner's secret that draws the holdout split."""
+
+    dataset: str
+    data_file: str
+    holdout_key: str  # 32 hex digits: the key of the holdout hash (client/data.py)
 
 
 class Ledger:
-    def __init__(self, path: Path, create: bool = True) -> None:
-        """Open (and with `create`, make) the ledger. Read-only tools pass create=False, so
-        a removed ledger is reported, never silently replaced by an empty one."""
-        if not create and not path.is_file():
-            raise LedgerMissing(f"no ledger at {path}: nothing was spent on this dataset here, "
-                                "or the file was removed")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path) -> None:
+        """Open an existing ledger (`Ledger.create` makes one). A removed ledger is
+        reported, never silently replaced by an empty one."""
+        if not path.is_file():
+            raise LedgerMissing(f"no ledger at {path}: run `sangsaeng client ledger init` "
+                                "for this dataset first (if it had one, the file was removed: "
+                                "restore it from backup)")
         self.path = path
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None)
@@ -93,6 +125,26 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed reserve survives power loss
         self._db.executescript(SCHEMA)
+
+    @classmethod
+    def create(cls, path: Path, dataset: str, data_file: Path) -> Ledger:
+        """Make a new, empty ledger bound to `dataset` and its data file."""
+        if path.exists():
+            raise LedgerExists(f"{path} already exists: a dataset's ledger is never replaced")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(path, isolation_level=None) as db:
+            db.executescript(SCHEMA)
+            db.execute("INSERT INTO identity VALUES (1, ?, ?, ?, ?)",
+                       (dataset, str(data_file.resolve()), secrets.token_hex(16),
+                        dt.datetime.now(dt.UTC).isoformat()))
+        db.close()
+        return cls(path)
+
+    def identity(self) -> Identity:
+        row = self._db.execute("SELECT dataset, data_file, holdout_key FROM identity").fetchone()
+        if row is None:
+            raise LedgerMismatch(f"{self.path} has no identity (not made by `ledger init`)")
+        return Identity(row["dataset"], row["data_file"], row["holdout_key"])
 
     def close(self) -> None:
         self._db.close()
@@ -240,12 +292,45 @@ class Ledger:
         return entry
 
 
+def open_ledger(policy: PartnerPolicy, dataset: str) -> Ledger:
+    """The dataset's ledger, checked to be the budget of the data file the policy names.
+    Raises LedgerMissing or LedgerMismatch."""
+    rules = policy.dataset(dataset)
+    ledger = Ledger(policy.ledger_path(dataset))
+    try:
+        identity = ledger.identity()
+        if identity.dataset != dataset or identity.data_file != str(rules.data_path.resolve()):
+            raise LedgerMismatch(f"the ledger of dataset '{dataset}' was made for another "
+                                 "dataset or data file than its policy now names")
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
+
+
+def init_ledger(policy: PartnerPolicy, dataset: str) -> Path:
+    """Make the dataset's ledger. Refused if it has one, or if any ledger in the ledger
+    directory already holds the budget of the same data file (one file, one budget)."""
+    rules = policy.dataset(dataset)
+    path = policy.ledger_path(dataset)
+    if path.exists():
+        raise LedgerExists(f"dataset '{dataset}' already has its ledger at {path}")
+    data_file = str(rules.data_path.resolve())
+    for other in sorted(policy.ledger_dir.glob(LEDGER_GLOB)):
+        with Ledger(other) as ledger:
+            if ledger.identity().data_file == data_file:
+                raise LedgerExists(f"the data file of dataset '{dataset}' already has its "
+                                   f"budget in {other}: one data file has one budget")
+    Ledger.create(path, dataset, rules.data_path).close()
+    return path
+
+
 def export_ledger(policy: PartnerPolicy, dataset: str) -> SignedLedgerExport:
     """The dataset's ledger signed with the partner's key, for auditors. Raises
-    LedgerMissing, or signing.SigningKeyError if the partner has no key yet."""
+    LedgerMissing, LedgerMismatch, or signing.SigningKeyError if the partner has no key."""
     rules = policy.dataset(dataset)
     key = load_key(policy.signing_key_path())
-    with Ledger(policy.ledger_path(dataset), create=False) as ledger:
+    with open_ledger(policy, dataset) as ledger:
         return ledger.export(partner=policy.partner, dataset=dataset, delta=rules.delta,
                              epsilon_cap=rules.epsilon_cap, key=key)
 

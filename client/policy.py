@@ -24,12 +24,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.files import DocumentError, read_toml
 from sangsaeng.shared.task import TaskSpec, describe
 from sangsaeng.shared.wire import NODE_CONFIG_POLICY
+
+LEDGER_GLOB = "*.ledger.sqlite"  # one per dataset, named by it
 
 
 class PolicyError(ValueError):
@@ -52,6 +54,9 @@ class DatasetPolicy(BaseModel):
     allowed_columns: list[str] = Field(min_length=1)
     allowed_models: list[Literal["logreg", "mlp"]] = Field(min_length=1)
     min_rows: int = Field(ge=1)
+    # How long a run's later rounds stay promised after its last reserve (at most): a run
+    # that went quiet, or was stopped, holds budget no longer than this.
+    max_promise_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
 
 
 class PartnerPolicy(BaseModel):
@@ -61,6 +66,17 @@ class PartnerPolicy(BaseModel):
     ledger_dir: Path
     signing_key: Path | None = None  # Ed25519, PEM; default: signing-key.pem in ledger_dir
     datasets: dict[str, DatasetPolicy] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_budget_per_file(self) -> PartnerPolicy:
+        """Two datasets on one data file would give its rows two caps."""
+        seen: dict[Path, str] = {}
+        for name, rules in self.datasets.items():
+            other = seen.setdefault(rules.data_path, name)
+            if other != name:
+                raise ValueError(f"datasets '{other}' and '{name}' name the same data file: "
+                                 "one data file has one budget")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> PartnerPolicy:
@@ -85,12 +101,16 @@ class PartnerPolicy(BaseModel):
 
     def resolved(self, base: Path) -> PartnerPolicy:
         """Relative paths in the file are relative to the file itself."""
-        return self.model_copy(update={
+        resolved = self.model_copy(update={
             "ledger_dir": base / self.ledger_dir,
             "signing_key": base / self.signing_key if self.signing_key else None,
-            "datasets": {name: d.model_copy(update={"data_path": base / d.data_path})
+            "datasets": {name: d.model_copy(update={"data_path": (base / d.data_path).resolve()})
                          for name, d in self.datasets.items()},
         })
+        try:  # model_copy skips validators: the resolved paths are checked here
+            return PartnerPolicy.model_validate(resolved.model_dump())
+        except ValidationError as err:
+            raise PolicyError(describe(err, "policy")) from None
 
     def dataset(self, name: str) -> DatasetPolicy:
         if name not in self.datasets:
@@ -98,7 +118,7 @@ class PartnerPolicy(BaseModel):
         return self.datasets[name]
 
     def ledger_path(self, dataset: str) -> Path:
-        return self.ledger_dir / f"{dataset}.ledger.sqlite"
+        return self.ledger_dir / LEDGER_GLOB.replace("*", dataset)
 
     def signing_key_path(self) -> Path:
         return self.signing_key or self.ledger_dir / "signing-key.pem"

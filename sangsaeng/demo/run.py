@@ -28,7 +28,7 @@ from sangsaeng.audit.report import AuditReport, write_report
 from sangsaeng.audit.verify import LoadedLedger, Verification, verify
 from sangsaeng.audit.views import print_verification
 from sangsaeng.client.budget import DatasetBudget, dataset_budget
-from sangsaeng.client.ledger import LedgerMissing, export_ledger
+from sangsaeng.client.ledger import export_ledger, init_ledger
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.deployment.coordinator import Coordinator
@@ -76,6 +76,10 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
                                        task.dataset, path, cap, allowed))
         for (name, cap), path in zip(PARTNERS.items(), data_paths, strict=True)
     ]
+    for partner in partners:  # each partner's one-time set-up (kept across demo runs)
+        policy = PartnerPolicy.load(partner.policy_path)
+        if not policy.ledger_path(task.dataset).exists():
+            init_ledger(policy, task.dataset)
     console.print(f"[bold]Sangsaeng demo[/]: {len(partners)} partners hold private slices of "
                   f"'{task.dataset}'; task {task.sha256()[:12]} ({task.model.kind}, "
                   f"{task.rounds} rounds, σ={task.dp.noise_multiplier or 'from target ε'}, "
@@ -117,12 +121,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         report_path = workdir / "audit-report.html"
         write_report(AuditReport(data=data, verification=verification), report_path)
     console.print("Centralized, non-private baseline (same model, pooled data)...")
-    budgets = []
-    for partner in partners:
-        try:
-            budgets.append(dataset_budget(PartnerPolicy.load(partner.policy_path), task.dataset))
-        except LedgerMissing:  # refused before it ever reserved: nothing spent
-            pass
+    budgets = [dataset_budget(PartnerPolicy.load(p.policy_path), task.dataset) for p in partners]
     result = DemoResult(run, centralized_auc(task, data_paths), model_path, store_url, budgets,
                         verification, report_path)
     _print_summary(result, console)
@@ -141,10 +140,7 @@ def _export_ledgers(partners: list[PartnerNode], dataset: str, outdir: Path
     outdir.mkdir(parents=True, exist_ok=True)
     exports = []
     for partner in partners:
-        try:
-            signed = export_ledger(PartnerPolicy.load(partner.policy_path), dataset)
-        except LedgerMissing:  # never spent anything: nothing to export
-            continue
+        signed = export_ledger(PartnerPolicy.load(partner.policy_path), dataset)
         path = outdir / f"{partner.partner}.{dataset}.ledger.json"
         path.write_text(signed.model_dump_json(indent=1))
         exports.append(LoadedLedger(path.name, signed))

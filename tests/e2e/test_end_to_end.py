@@ -163,7 +163,7 @@ def test_privacy_reports_grow_and_match_ledgers_and_opacus(deployment: Deploymen
         assert 0 < reports[0].epsilon < reports[1].epsilon
         # the partner's ledger holds the same history: reserved, then committed
         policy = PartnerPolicy.load(policy_path)
-        with Ledger(policy.ledger_path("caravan"), create=False) as ledger:
+        with Ledger(policy.ledger_path("caravan")) as ledger:
             assert ledger.verify().ok
             assert [e.kind for e in ledger.entries()] == [RESERVE, COMMIT] * 2
             assert ledger.history() == history

@@ -111,8 +111,10 @@ def serve(db: Path) -> Iterator[tuple[str, str]]:
 def records(deployment_records: Path, tmp_path: Path) -> Records:
     copy = tmp_path / "records"
     shutil.copytree(deployment_records, copy)
-    for policy in (copy / "partners").glob("*.policy.toml"):  # its paths: into the copy
-        policy.write_text(policy.read_text().replace(str(deployment_records), str(copy)))
+    for policy in (copy / "partners").glob("*.policy.toml"):  # its ledger: the copy's
+        policy.write_text("\n".join(
+            line.replace(str(deployment_records), str(copy)) if line.startswith("ledger_dir")
+            else line for line in policy.read_text().splitlines()))  # (its ledger names the data)
     return Records(copy)
 
 

@@ -47,10 +47,9 @@ def test_kill_9_after_reserving_keeps_the_budget_spent(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if ledger_path.exists():
-                with Ledger(ledger_path, create=False) as ledger:
-                    if ledger.entries():
-                        break
+            with Ledger(ledger_path) as ledger:
+                if ledger.entries():
+                    break
             time.sleep(0.1)
         assert proc.poll() is None, "the client ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)

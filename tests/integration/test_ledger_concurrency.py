@@ -28,7 +28,7 @@ def _contend(path: str, run: str, cap: float, barrier: object) -> bool:
 def test_concurrent_runs_cannot_overspend(tmp_path: Path) -> None:
     """Four processes reserve at the same moment; the cap allows exactly one round."""
     path = tmp_path / "l.sqlite"
-    Ledger(path).close()
+    Ledger.create(path, "caravan", tmp_path / "data.csv").close()
     cap = (epsilon([ROUND], DELTA) + epsilon([ROUND] * 2, DELTA)) / 2
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Manager().Barrier(4)

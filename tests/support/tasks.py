@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sangsaeng.client.ledger import init_ledger
+from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.demo.data import caravan_columns, default_task_path, write_policy
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.task import TaskSpec, load_task
@@ -34,7 +36,12 @@ def opacus_live_epsilon(history: list[Mechanism], delta: float) -> float:
     return float(accountant.get_epsilon(delta=delta))
 
 
-def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0) -> Path:
-    """A partner policy for the Caravan dataset that allows every column but the id."""
-    return write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
+def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0,
+                   ledger: bool = True) -> Path:
+    """A partner policy for the Caravan dataset that allows every column but the id, and
+    (with `ledger`) the dataset's ledger made as `sangsaeng client ledger init` does."""
+    path = write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
                         cap, caravan_columns())
+    if ledger:
+        init_ledger(PartnerPolicy.load(path), "caravan")
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import cast
 
@@ -10,14 +11,15 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from sangsaeng.client import client_app, dp_sgd
 from sangsaeng.client.data import load_local_data
-from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger
-from sangsaeng.client.policy import PartnerPolicy
+from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger, LedgerExists, init_ledger
+from sangsaeng.client.policy import PartnerPolicy, PolicyError
 from sangsaeng.demo.data import write_partitions
 from sangsaeng.shared.accounting import PrivacyReport, noise_for_target
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 from sangsaeng.shared.wire import PRIVACY
 
+from ..support.cli import sangsaeng
 from ..support.tasks import caravan_policy, task_with
 
 pytestmark = pytest.mark.usefixtures("flower_task_identity")
@@ -193,3 +195,66 @@ def test_non_finite_weights_are_refused_before_any_budget_is_spent(policy: Path,
                                  "non-finite weights"
     with ledger_of(policy) as ledger:
         assert ledger.entries() == []
+
+
+def test_a_lost_ledger_stops_the_dataset_instead_of_resetting_it(policy: Path) -> None:
+    """issue 15, finding 7: training made a missing ledger, so removing the file restarted
+    a dataset refused at its cap."""
+    task = task_with(rounds=1, local_epochs=1)
+    assert not client_app.train(message(task, MessageType.TRAIN), context(task, policy)
+                                ).has_error()
+    ledger_path = PartnerPolicy.load(policy).ledger_path("caravan")
+    ledger_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        ledger_path.with_name(ledger_path.name + suffix).unlink(missing_ok=True)
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy, run_id=2))
+    assert reply.error.reason == ("partner 'acme' has no privacy ledger for dataset 'caravan' "
+                                  "(its operator runs `sangsaeng client ledger init`)")
+    assert not ledger_path.exists()
+
+
+def test_one_data_file_has_one_budget(tmp_path: Path, data_path: Path) -> None:
+    """issue 15, finding 7: two dataset entries on one data file had two caps."""
+    policy_path = caravan_policy(tmp_path, "acme", data_path)
+    text = policy_path.read_text()
+    twice = text + text[text.index("[datasets.caravan]"):].replace("[datasets.caravan]",
+                                                                   "[datasets.caravan2]")
+    policy_path.write_text(twice)
+    with pytest.raises(PolicyError, match="datasets 'caravan' and 'caravan2' name the same "
+                                          "data file: one data file has one budget"):
+        PartnerPolicy.load(policy_path)
+    # renamed in the policy: the old ledger still holds the file's budget
+    policy_path.write_text(text.replace("[datasets.caravan]", "[datasets.renamed]"))
+    with pytest.raises(LedgerExists, match="already has its budget in .*caravan.ledger.sqlite"):
+        init_ledger(PartnerPolicy.load(policy_path), "renamed")
+    # and a ledger moved to another dataset's name is refused, not trusted
+    renamed = PartnerPolicy.load(policy_path)
+    (renamed.ledger_dir / "caravan.ledger.sqlite").rename(renamed.ledger_path("renamed"))
+    task = task_with(dataset="renamed", rounds=1, local_epochs=1)
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy_path))
+    assert reply.error.reason == ("partner 'acme' refuses: its ledger for dataset 'renamed' "
+                                  "belongs to another data file")
+
+
+def test_a_runs_promise_is_bounded_by_the_partners_policy(policy: Path) -> None:
+    """issue 15, finding 6: a run's unreserved rounds stayed promised for 4 round timeouts
+    (up to 4 days), even after the run stopped."""
+    task = task_with(rounds=5, local_epochs=1, round_timeout=86400)
+    before = dt.datetime.now(dt.UTC)
+    assert not client_app.train(message(task, MessageType.TRAIN), context(task, policy)
+                                ).has_error()
+    with ledger_of(policy) as ledger:
+        [reserve, _] = ledger.entries()
+    assert reserve.plan_until is not None
+    promised = dt.datetime.fromisoformat(reserve.plan_until) - before
+    assert dt.timedelta(seconds=3500) < promised <= dt.timedelta(seconds=3600 + 60)
+
+
+def test_ledger_init_from_the_cli(tmp_path: Path, data_path: Path) -> None:
+    policy = caravan_policy(tmp_path, "acme", data_path, ledger=False)
+    made = sangsaeng("client", "ledger", "init", "--policy", str(policy))
+    assert made.returncode == 0 and "caravan: ledger made at" in made.stdout
+    again = sangsaeng("client", "ledger", "init", "--policy", str(policy))
+    assert again.returncode == 1 and "already has its ledger" in again.stdout + again.stderr
+    assert sangsaeng("client", "ledger", "verify", "--policy", str(policy)).stdout.startswith(
+        "caravan: ok (0 entries")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sangsaeng.client.ledger import COMMIT, RESERVE, Entry, Ledger, LedgerMissing
+from sangsaeng.client.ledger import COMMIT, RESERVE, Entry, Ledger, LedgerExists, LedgerMissing
 from sangsaeng.client.policy import TaskRefused
 from sangsaeng.shared.accounting import Mechanism, epsilon
 
@@ -24,9 +24,13 @@ def reserve(ledger: Ledger, run: str, round_: int = 1, run_rounds: int = 1,
                           plan_seconds=plan_seconds)
 
 
+def _new(directory: Path) -> Ledger:
+    return Ledger.create(directory / "l.sqlite", "caravan", directory / "data.csv")
+
+
 def filled(path: Path) -> Ledger:
     """Two runs: run a with two committed rounds, run b with one reserve never committed."""
-    ledger = Ledger(path)
+    ledger = Ledger.create(path, "caravan", path.parent / "data.csv")
     for round_ in (1, 2):
         ledger.commit(reserve(ledger, "a", round_, run_rounds=2))
     reserve(ledger, "b")
@@ -44,7 +48,7 @@ def test_epsilon_composes_every_reserve_and_matches_opacus(tmp_path: Path) -> No
 
 
 def test_a_plan_over_the_cap_writes_nothing(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite")
+    ledger = _new(tmp_path)
     cap = epsilon([ROUND] * 2, DELTA) + 0.01
     reserve(ledger, "a", run_rounds=2, cap=cap)  # run a's plan: 2 rounds, fits
     with pytest.raises(TaskRefused, match=r"this run's plan.* would bring .* over its cap"):
@@ -59,7 +63,7 @@ def test_a_plan_over_the_cap_writes_nothing(tmp_path: Path) -> None:
 def test_open_runs_promised_rounds_keep_a_second_run_out(tmp_path: Path) -> None:
     """Two 3-round runs, a cap for 4 rounds: once run a started, run b cannot start, so
     b never trains a round that would leave a without budget for its own last rounds."""
-    ledger = Ledger(tmp_path / "l.sqlite")
+    ledger = _new(tmp_path)
     cap = epsilon([ROUND] * 4, DELTA) + 0.01
     reserve(ledger, "a", 1, run_rounds=3, cap=cap)
     with pytest.raises(TaskRefused, match="and other open runs' promised rounds"):
@@ -72,7 +76,7 @@ def test_open_runs_promised_rounds_keep_a_second_run_out(tmp_path: Path) -> None
 
 
 def test_a_quiet_run_stops_holding_budget(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite")
+    ledger = _new(tmp_path)
     cap = epsilon([ROUND] * 4, DELTA) + 0.01
     reserve(ledger, "a", 1, run_rounds=3, cap=cap, plan_seconds=0)  # promise lapses at once
     reserve(ledger, "b", 1, run_rounds=3, cap=cap)  # 1 reserved + 3 planned: fits
@@ -149,11 +153,25 @@ def test_a_broken_ledger_spends_nothing_more(tmp_path: Path) -> None:
         reserve(Ledger(path), "c")
 
 
-def test_read_only_tools_never_create_a_ledger(tmp_path: Path) -> None:
-    with pytest.raises(LedgerMissing, match="nothing was spent on this dataset here, or the "
-                                            "file was removed"):
-        Ledger(tmp_path / "gone.sqlite", create=False)
+def test_opening_never_creates_a_ledger(tmp_path: Path) -> None:
+    with pytest.raises(LedgerMissing, match=r"run `sangsaeng client ledger init` .* the file "
+                                            "was removed"):
+        Ledger(tmp_path / "gone.sqlite")
     assert not (tmp_path / "gone.sqlite").exists()
+
+
+def test_a_ledger_is_made_once_and_keeps_its_identity(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    made = Ledger.create(path, "caravan", tmp_path / "data.csv")
+    identity = made.identity()
+    assert (identity.dataset, identity.data_file) == ("caravan", str(tmp_path / "data.csv"))
+    assert len(identity.holdout_key) == 32
+    made.close()
+    with pytest.raises(LedgerExists, match="never replaced"):
+        Ledger.create(path, "caravan", tmp_path / "data.csv")
+    with pytest.raises(sqlite3.IntegrityError, match="one data file for life"):
+        _raw(path).execute("UPDATE identity SET data_file = 'other.csv'")
+    assert Ledger(path).identity() == identity
 
 
 def test_the_ledger_refuses_updates_and_deletes(tmp_path: Path) -> None:
