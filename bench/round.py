@@ -95,7 +95,8 @@ def round_times(setup: Setup, repeats: int, rounds: int) -> dict[str, list[float
     times: dict[str, list[float]] = {app: [] for app in APPS}
     nodes: list[PartnerNode] = [Node(name, path)
                                 for name, path in zip(PARTNERS, setup.policies, strict=True)]
-    with LocalDeployment(setup.workdir / "flower", store_url, nodes) as deployment:
+    # Stock SuperNodes: a pinned one (sangsaeng client node) would refuse the bare app.
+    with LocalDeployment(setup.workdir / "flower", store_url, nodes, pinned=False) as deployment:
         control = FlowerControl(deployment.address)
         start = {SANGSAENG: lambda: int(lifecycle.start(store, control, task, None)
                                         .flower_run_id or 0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,33 @@ def _load(policy_path: Path, dataset: str | None) -> tuple[PartnerPolicy, list[s
         for name in names:
             policy.dataset(name)
     return policy, names
+
+
+@app.command()
+def node(
+    policy_path: PolicyOption,
+    superlink: Annotated[str, typer.Option(help="The coordinator's Fleet address, HOST:PORT.")],
+    runtime_port: Annotated[int, typer.Option(
+        help="Loopback port of the SuperNode's local Runtime API (distinct per node on a "
+             "host).")] = 9094,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Plain HTTP to the coordinator (loopback and tests only).")] = False,
+    root_certificates: Annotated[Path | None, typer.Option(
+        help="CA certificate (PEM) that signed the coordinator's Fleet certificate.")] = None,
+) -> None:
+    """Run this partner's Flower SuperNode so that only its own installed sangsaeng runs on
+    its data: a run whose app bundle is not the one this release builds is refused, and
+    no code the coordinator sends is ever imported."""
+    from .node import NodeError, run_node
+
+    _load(policy_path, None)  # a bad policy stops here, before anything starts
+    if insecure == (root_certificates is not None):
+        fail("give exactly one of --insecure and --root-certificates", USAGE)
+    tls = ["--insecure"] if insecure else ["--root-certificates", str(root_certificates)]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher %(message)s")
+    with failing_on(NodeError, code=REFUSED):
+        code = run_node(superlink, policy_path, runtime_port, tls)
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -55,6 +55,7 @@ class LocalDeployment:
     # Run every run in Flower's simulation engine (virtual SuperNodes on Ray, sized by
     # the Control API's ConfigureSimulationFederation) instead of on real SuperNodes.
     simulation: bool = False
+    pinned: bool = True  # partners' SuperNodes run only their own ClientApp (client/node.py)
     port: int = field(default_factory=free_port)
     node_ports: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -84,14 +85,20 @@ class LocalDeployment:
         return self
 
     def add_supernode(self, partner: PartnerNode, fleet_address: str) -> None:
-        """Start a partner's SuperNode dialling `fleet_address` (the SuperLink or a proxy)."""
+        """Start a partner's SuperNode dialling `fleet_address` (the SuperLink or a proxy),
+        as a partner does: `sangsaeng client node`, which runs only the partner's installed
+        ClientApp (with `pinned=False`, Flower's stock SuperNode, which runs the FAB's)."""
         self.fleet_addresses.add(fleet_address)
         self.node_ports.append(free_port())
-        self._spawn(f"supernode-{partner.partner}", [
-            "flower-supernode", "--insecure", "--superlink", fleet_address,
-            "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
-            "--node-config", partner.node_config(),
-        ])
+        if self.pinned:
+            argv = ["sangsaeng", "client", "node", "--insecure", "--superlink", fleet_address,
+                    "--runtime-port", str(self.node_ports[-1]),
+                    "--policy", str(partner.policy_path.resolve())]
+        else:
+            argv = ["flower-supernode", "--insecure", "--superlink", fleet_address,
+                    "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
+                    "--node-config", partner.node_config()]
+        self._spawn(f"supernode-{partner.partner}", argv)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

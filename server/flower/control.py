@@ -25,9 +25,8 @@ from flwr.supercore.control.control_http_client import ControlHttpClient
 from flwr.supercore.error.base import ApiErrorCode
 from flwr.supercore.fab import Fab
 
+from sangsaeng.shared.fab import build_fab
 from sangsaeng.shared.wire import RUN_CONFIG_STORE_RUN, RUN_CONFIG_TASK
-
-from .fab import build_fab
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import click
@@ -45,7 +43,7 @@ def options_of(command: click.Command) -> set[str]:
 
 def test_the_docs_show_commands_of_every_kind() -> None:
     kinds = {argv[0] for _, argv in COMMANDS}
-    assert {"sangsaeng", "flower-supernode", "make"} <= kinds, kinds
+    assert {"sangsaeng", "make"} <= kinds, kinds
 
 
 @pytest.mark.parametrize(("where", "argv"), [c for c in COMMANDS if c[1][0] == "sangsaeng"],
@@ -62,30 +60,16 @@ def test_each_sangsaeng_command_exists_with_its_options(where: str, argv: list[s
     assert not unknown, f"{where}: no option {', '.join(sorted(unknown))}"
 
 
-FLOWER_BINARIES = sorted({argv[0] for _, argv in COMMANDS if argv[0].startswith("flower-")})
-
-
-@pytest.mark.parametrize("binary", FLOWER_BINARIES)
-def test_each_flower_command_uses_options_flower_has(binary: str) -> None:
-    shown = [(where, argv) for where, argv in COMMANDS if argv[0] == binary]
-    helped = subprocess.run([str(Path(sys.executable).parent / binary), "--help"],
-                            capture_output=True, text=True, timeout=120, check=True).stdout
-    for where, argv in shown:
-        unknown = {w.split("=")[0] for w in argv if w.startswith("--")
-                   and not re.search(rf"{re.escape(w.split('=')[0])}\b", helped)}
-        assert not unknown, f"{where}: {binary} has no option {', '.join(sorted(unknown))}"
-        assert "--insecure" in argv, f"{where}: without TLS, Flower needs --insecure"
-
-
 def test_supernodes_shown_together_listen_on_ports_of_their_own() -> None:
     """Two partners' SuperNodes on one host each need a --port of their own."""
     by_doc: dict[str, list[list[str]]] = {}
     for where, argv in COMMANDS:
-        if argv[0] == "flower-supernode":
+        if argv[:3] == ["sangsaeng", "client", "node"]:
             by_doc.setdefault(where.split(":")[0], []).append(argv)
     for doc, nodes in by_doc.items():
         if len(nodes) > 1:
-            ports = [argv[argv.index("--port") + 1] for argv in nodes if "--port" in argv]
+            ports = [argv[argv.index("--runtime-port") + 1] for argv in nodes
+                     if "--runtime-port" in argv]
             assert len(set(ports)) == len(nodes), f"{doc}: SuperNodes share a port"
 
 

@@ -1,8 +1,9 @@
-"""The Flower App Bundle (FAB) the SuperLink ships to every SuperNode.
+"""The Flower App Bundle (FAB) the coordinator's SuperLink ships to every SuperNode.
 
-Deliberately thin: two one-line entry points into the `sangsaeng` release that each
-partner installed itself, so the training, validation and accounting code a partner
-runs is its own copy, never code sent by the coordinator.
+Deliberately thin: two one-line entry points into the `sangsaeng` release. It is
+deterministic, so a partner builds the same bytes from its own install and accepts only
+runs whose FAB has that sha256 (client/launcher.py); even then it imports no module of the
+FAB but runs its own installed ClientApp.
 """
 
 from __future__ import annotations
