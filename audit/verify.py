@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
-from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.accounting import Mechanism, gaussian
 from sangsaeng.shared.hash_chain import first_break
 from sangsaeng.shared.ledger_format import (
     COMMIT,
@@ -41,7 +41,8 @@ from sangsaeng.shared.signing import signature_ok
 from .accountants import PldAccountant, RdpAccountant
 from .fetch import AuditData
 
-PARAMETERS = {"noise_multiplier": "σ", "sample_rate": "q", "steps": "steps", "delta": "δ"}
+PARAMETERS = {"noise_multiplier": "σ", "sample_rate": "q", "steps": "steps", "delta": "δ",
+              "evaluation_noise_multiplier": "σ of the evaluation"}
 # How far a claimed ε may be from the RDP recomputation: dp_accounting's fractional orders
 # run up to 0.25 % high (accountants/rdp.py); 1 % leaves room for that and still names any
 # material misstatement.
@@ -279,7 +280,7 @@ def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
                                            f"{e.round})" for e in unrecorded))
     # the δ the coordinator's figures are at (the partner's policy δ, as reported)
     delta = d.records[-1][1].delta if d.records else signed.export.delta
-    reserves = [e.mechanism() for e in d.entries if e.kind == RESERVE]
+    reserves = [m for e in d.entries if e.kind == RESERVE for m in e.mechanisms()]
     result.ledger_epsilon = RdpAccountant.of(reserves).epsilon(delta)
     if result.ledger_epsilon < believed - tolerance(believed):
         fail("budget", f"the ledger accounts for ε {result.ledger_epsilon:.4f}, less than the "
@@ -339,7 +340,7 @@ def _coordinator_belief(d: _Dataset) -> float:
     if not d.records:
         return 0.0
     delta = d.records[-1][1].delta
-    recorded = RdpAccountant.of(_mechanism(r) for _, r in d.records).epsilon(delta)
+    recorded = RdpAccountant.of(m for _, r in d.records for m in _mechanisms(r)).epsilon(delta)
     return max(recorded, max(r.lifetime_epsilon for _, r in d.records))
 
 
@@ -351,10 +352,12 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
     source: Literal["partner ledger", "coordinator records"]
     if d.entries is not None:
         source = "partner ledger"
-        items = [(e.seq, e.run_id, e.mechanism()) for e in d.entries if e.kind == RESERVE]
+        items = [(e.seq, e.run_id, m) for e in d.entries if e.kind == RESERVE
+                 for m in e.mechanisms()]
     else:
         source = "coordinator records"
-        items = [(r.ledger_seq, run.flower_run_id or "", _mechanism(r)) for run, r in d.records]
+        items = [(r.ledger_seq, run.flower_run_id or "", m) for run, r in d.records
+                 for m in _mechanisms(r)]
     items.sort(key=lambda item: item[0])
     lifetime, per_run = RdpAccountant(), dict[str, RdpAccountant]()
     fail = _Fail(d.subject, findings)
@@ -402,9 +405,10 @@ def _why(difference: float, source: str, ledger_given: bool) -> str:
     return "the claim is above what its mechanisms spent"
 
 
-def _mechanism(r: AuditRecord) -> Mechanism:
-    return Mechanism(noise_multiplier=r.noise_multiplier, sample_rate=r.sample_rate,
-                     steps=r.steps)
+def _mechanisms(r: AuditRecord) -> list[Mechanism]:
+    """A reported round's training and its evaluation release."""
+    return [Mechanism(noise_multiplier=r.noise_multiplier, sample_rate=r.sample_rate,
+                      steps=r.steps), gaussian(r.evaluation_noise_multiplier)]
 
 
 # --- 3. audit log ---------------------------------------------------------------------------

@@ -41,8 +41,8 @@ def dataset_budget(policy: PartnerPolicy, dataset: str) -> DatasetBudget:
             raise LedgerBroken(f"the {dataset} ledger fails verification at entry "
                                f"{check.first_broken_seq}: {check.problem}")
         entries = ledger.entries()
-    spent = spending(((e.run_id, e.mechanism()) for e in entries if e.kind == RESERVE),
-                     rules.delta)
+    spent = spending(((e.run_id, m) for e in entries if e.kind == RESERVE
+                      for m in e.mechanisms()), rules.delta)
     runs = [
         RunSpend(run_id=run_id,
                  rounds=sum(e.run_id == run_id and e.kind == RESERVE for e in entries),

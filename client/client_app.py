@@ -1,8 +1,9 @@
 """The Flower ClientApp a partner's SuperNode runs: local DP-SGD, holdout evaluation.
 
 Everything that leaves the partner is in the reply: DP-trained weights, a rounded example
-count, the privacy report (mechanism parameters and epsilon), rounded holdout aggregates,
-or an error reason. Reasons of the project's own errors name a field or column and never
+count, the privacy report (mechanism parameters and epsilon), the holdout's loss, accuracy
+and count as a Gaussian release reserved with the round (client/evaluation.py), or an
+error reason. Reasons of the project's own errors name a field or column and never
 quote data; any other exception leaves only as its type name (details stay in local logs).
 """
 
@@ -13,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-import numpy as np
 import torch
 from flwr.app import (
     ArrayRecord,
@@ -29,12 +29,12 @@ from flwr.common.constant import ErrorCode
 
 from sangsaeng.shared import wire
 from sangsaeng.shared.accounting import Mechanism, PrivacyReport
-from sangsaeng.shared.metrics import roc_auc, rounded_count
+from sangsaeng.shared.metrics import rounded_count
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.preprocess import DataValidationError
 from sangsaeng.shared.task import TaskSpec, TaskSpecError
 
-from . import dp_sgd
+from . import dp_sgd, evaluation
 from .data import LocalData, load_local_data
 from .ledger import Ledger, LedgerMismatch, LedgerMissing, open_ledger
 from .policy import (
@@ -49,9 +49,7 @@ from .policy import (
 log = logging.getLogger(__name__)
 
 # In context.state: stays on the SuperNode and is kept across the rounds of a run.
-EVALUATIONS_KEY = "evaluations"
 PLAN_KEY = "dp-plan"
-METRIC_DIGITS = 3  # holdout metrics leave rounded
 # A live run's next train message comes within 4 round timeouts (node wait and replies, for
 # training and for evaluation); after that its unreserved rounds stop being promised.
 _PLAN_ROUNDS_OF_TIMEOUT = 4
@@ -93,7 +91,8 @@ def train(msg: Message, context: Context) -> Message:
     with _ledger(policy, task.dataset) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
         reserve = ledger.reserve(
-            run_id=run_id, round_=_server_round(msg), planned=planned, run_rounds=task.rounds,
+            run_id=run_id, round_=_server_round(msg), planned=planned,
+            evaluation=task.dp.evaluation_noise_multiplier, run_rounds=task.rounds,
             delta=rules.delta, cap=rules.epsilon_cap, task_sha256=task.sha256(),
             partner=policy.partner,
             plan_seconds=min(_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout,
@@ -107,6 +106,7 @@ def train(msg: Message, context: Context) -> Message:
             partner=policy.partner, dataset=task.dataset,
             noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
             steps=planned.steps, delta=rules.delta,
+            evaluation_noise_multiplier=task.dp.evaluation_noise_multiplier,
             epsilon=spent.runs[run_id], lifetime_epsilon=spent.lifetime,
             epsilon_cap=rules.epsilon_cap,
             ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger
@@ -133,30 +133,22 @@ def _plan(task: TaskSpec, n_train: int, context: Context) -> Mechanism:
 @app.evaluate()
 @_errors_as_replies
 def evaluate(msg: Message, context: Context) -> Message:
+    """The holdout metrics of the weights the message carries, as the Gaussian release the
+    round reserved with its training: once per reserved round, recorded in the ledger
+    before it leaves (a partner that did not reserve the round answers nothing)."""
     task, policy, _, data = _setup(context)
-    # Each evaluation answers a query about the holdout rows: at most one per round.
-    record = context.state.config_records.get(EVALUATIONS_KEY)
-    done = 0 if record is None else cast(int, record["count"])
-    if done >= task.rounds:
-        raise TaskRefused(f"partner '{policy.partner}' already evaluated the {task.rounds} "
-                          "rounds this run declares")
     model = _global_model(msg, task, policy)
-    context.state[EVALUATIONS_KEY] = ConfigRecord({"count": done + 1})
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(data.x_holdout))
-        labels = torch.from_numpy(data.y_holdout)
-        loss = torch.nn.functional.cross_entropy(logits, labels).item()
-        accuracy = (logits.argmax(dim=1) == labels).float().mean().item()
-        positive = torch.softmax(logits, dim=1)[:, -1].numpy()
-    metrics = {"loss": loss, "accuracy": accuracy}
-    if len(task.target.classes) == 2:  # AUC of the last declared class against the rest
-        auc = roc_auc(positive, (data.y_holdout == 1).astype(np.int64))
-        if auc is not None:
-            metrics["auc"] = auc
-    rounded = {key: round(value, METRIC_DIGITS) for key, value in metrics.items()}
+    with _ledger(policy, task.dataset) as ledger:
+        reserve = ledger.evaluate(run_id=str(context.run_id), round_=_server_round(msg),
+                                  partner=policy.partner)
+    assert reserve.evaluation_noise_multiplier is not None  # ledger.evaluate guarantees it
+    n_classes = len(task.target.classes)
+    released = evaluation.release(
+        evaluation.holdout_sums(model, data.x_holdout, data.y_holdout, n_classes), n_classes,
+        reserve.evaluation_noise_multiplier)
     return Message(RecordDict({wire.METRICS: MetricRecord({
-        wire.NUM_EXAMPLES: rounded_count(len(labels)), **rounded})}), reply_to=msg)
+        wire.NUM_EXAMPLES: round(released["count"]),
+        "loss": released["loss"], "accuracy": released["accuracy"]})}), reply_to=msg)
 
 
 def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, LocalData]:

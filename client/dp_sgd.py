@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sangsaeng.shared.accounting import Mechanism, noise_for_target
+from sangsaeng.shared.accounting import Mechanism, gaussian, noise_for_target
 from sangsaeng.shared.task import TaskSpec
 
 from .ghost_step import GhostDPSGD, PoissonSampler
@@ -19,7 +19,8 @@ def plan(task: TaskSpec, n_train: int) -> Mechanism:
     epoch, each on a Poisson sample that takes every row independently with probability
     q = 1 / ceil(n / batch), so an epoch sees each row once in expectation. The sampled
     Gaussian mechanism is accounted with exactly this q (Mironov, Talwar, Zhang 2019).
-    With a target epsilon, sigma is chosen so that all rounds of the run stay within it.
+    With a target epsilon, sigma is chosen so that all rounds of the run, their
+    evaluation releases included, stay within it.
     """
     steps_per_epoch = math.ceil(n_train / task.batch_size)
     sample_rate = 1 / steps_per_epoch
@@ -28,7 +29,9 @@ def plan(task: TaskSpec, n_train: int) -> Mechanism:
     if sigma is None:
         assert task.dp.target_epsilon is not None  # TaskSpec guarantees one of the two
         sigma = noise_for_target(task.dp.target_epsilon, task.dp.delta, sample_rate,
-                                 steps * task.rounds)
+                                 steps * task.rounds,
+                                 fixed=(gaussian(task.dp.evaluation_noise_multiplier),
+                                        ) * task.rounds)
     return Mechanism(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
 
 

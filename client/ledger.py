@@ -35,24 +35,27 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sangsaeng.shared.accounting import Mechanism, Spending, epsilon, spending
+from sangsaeng.shared.accounting import Mechanism, Spending, epsilon, gaussian, spending
 from sangsaeng.shared.hash_chain import GENESIS, canonical_sha256
 from sangsaeng.shared.ledger_format import (
     COMMIT,
+    EVALUATE,
     RESERVE,
     Entry,
     Head,
     LedgerExport,
     SignedLedgerExport,
     VerifyResult,
+    hashed_fields,
     verify_chain,
 )
 from sangsaeng.shared.signing import load_key, public_key_of, sign
 
 from .policy import LEDGER_GLOB, PartnerPolicy, TaskRefused
 
-__all__ = ["COMMIT", "RESERVE", "Entry", "Identity", "Ledger", "LedgerExists", "LedgerMismatch",
-           "LedgerMissing", "VerifyResult", "export_ledger", "init_ledger", "open_ledger"]
+__all__ = ["COMMIT", "EVALUATE", "RESERVE", "Entry", "Identity", "Ledger", "LedgerExists",
+           "LedgerMismatch", "LedgerMissing", "VerifyResult", "export_ledger", "init_ledger",
+           "open_ledger"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -66,7 +69,8 @@ CREATE TABLE IF NOT EXISTS entries (
     run_rounds INTEGER, plan_until TEXT,
     time TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    evaluation_noise_multiplier REAL
 );
 CREATE TABLE IF NOT EXISTS head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER, hash TEXT);
 CREATE TABLE IF NOT EXISTS identity (
@@ -125,6 +129,9 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed reserve survives power loss
         self._db.executescript(SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if "evaluation_noise_multiplier" not in columns:  # a ledger from before DP evaluation
+            self._db.execute("ALTER TABLE entries ADD COLUMN evaluation_noise_multiplier REAL")
 
     @classmethod
     def create(cls, path: Path, dataset: str, data_file: Path) -> Ledger:
@@ -157,12 +164,14 @@ class Ledger:
 
     # --- writes ---------------------------------------------------------------------
 
-    def reserve(self, *, run_id: str, round_: int, planned: Mechanism, run_rounds: int,
-                delta: float, cap: float, task_sha256: str, partner: str,
+    def reserve(self, *, run_id: str, round_: int, planned: Mechanism, evaluation: float,
+                run_rounds: int, delta: float, cap: float, task_sha256: str, partner: str,
                 plan_seconds: float) -> Entry:
-        """Durably reserve one round of a run of `run_rounds` rounds, if the run has rounds
-        left and its whole remaining plan, on top of everything reserved and every other
-        open run's promised rounds, keeps the dataset's lifetime epsilon within `cap`.
+        """Durably reserve one round of a run of `run_rounds` rounds — its training
+        (`planned`) and one evaluation release (noise multiplier `evaluation`) — if the run
+        has rounds left and its whole remaining plan, on top of everything reserved and
+        every other open run's promised rounds, keeps the dataset's lifetime epsilon within
+        `cap`.
 
         The promise of this run's later rounds lapses `plan_seconds` after this reserve
         (a run that went quiet that long has failed; a later round is simply checked anew).
@@ -181,9 +190,10 @@ class Ledger:
                 raise TaskRefused(f"partner '{partner}' already trained the {run_rounds} "
                                   "rounds this run declares")
             now = dt.datetime.now(dt.UTC)
-            history = [e.mechanism() for e in reserves]
+            history = [m for e in reserves for m in e.mechanisms()]
             promised = _promised_rounds(reserves, now, excluding=run_id)
-            projected = epsilon([*history, *promised, *[planned] * (run_rounds - done)], delta)
+            round_plan = [planned, gaussian(evaluation)]
+            projected = epsilon([*history, *promised, *round_plan * (run_rounds - done)], delta)
             if projected > cap:
                 spent = epsilon(history, delta)
                 others = " and other open runs' promised rounds" if promised else ""
@@ -196,7 +206,25 @@ class Ledger:
                                 noise_multiplier=planned.noise_multiplier,
                                 sample_rate=planned.sample_rate, steps=planned.steps,
                                 delta=delta, task_sha256=task_sha256, run_rounds=run_rounds,
-                                plan_until=until.isoformat())
+                                plan_until=until.isoformat(),
+                                evaluation_noise_multiplier=evaluation)
+
+    def evaluate(self, *, run_id: str, round_: int, partner: str) -> Entry:
+        """Use the evaluation release reserved with this run's round: durably, once.
+        Returns the reserve (its evaluation noise multiplier is the one to use)."""
+        with self._write() as db:
+            entries = [Entry.model_validate(r) for r in self._rows(db)]
+            reserve = next((e for e in entries if e.kind == RESERVE and e.run_id == run_id
+                            and e.round == round_ and e.evaluation_noise_multiplier), None)
+            if reserve is None:
+                raise TaskRefused(f"partner '{partner}' evaluates only rounds it reserved "
+                                  f"(with their evaluation) in this run; round {round_} is not")
+            if any(e.kind == EVALUATE and e.ref == reserve.seq for e in entries):
+                raise TaskRefused(f"partner '{partner}' already evaluated round {round_} of "
+                                  "this run")
+            self._append(db, kind=EVALUATE, run_id=run_id, round=round_,
+                         task_sha256=reserve.task_sha256, ref=reserve.seq)
+            return reserve
 
     def commit(self, reserve: Entry) -> Entry:
         with self._write() as db:
@@ -210,13 +238,14 @@ class Ledger:
 
     def history(self) -> list[Mechanism]:
         """Every reserved mechanism, in order: the accountant's history."""
-        return [e.mechanism() for e in self.entries() if e.kind == RESERVE]
+        return [m for e in self.entries() if e.kind == RESERVE for m in e.mechanisms()]
 
     def spending(self, delta: float, upto: int | None = None) -> Spending:
         """What the dataset has spent (up to entry `upto`, if given): every reserve,
         committed or not."""
-        return spending(((e.run_id, e.mechanism()) for e in self.entries()
-                         if e.kind == RESERVE and (upto is None or e.seq <= upto)), delta)
+        return spending(((e.run_id, m) for e in self.entries()
+                         if e.kind == RESERVE and (upto is None or e.seq <= upto)
+                         for m in e.mechanisms()), delta)
 
     def head(self) -> tuple[int, str] | None:
         """(seq, hash) of the last entry: what privacy reports send as an outside anchor."""
@@ -283,7 +312,7 @@ class Ledger:
         values = {"noise_multiplier": None, "sample_rate": None, "steps": None, "delta": None,
                   "ref": None, "run_rounds": None, "plan_until": None, **fields, "seq": seq,
                   "prev_hash": prev_hash, "time": dt.datetime.now(dt.UTC).isoformat()}
-        entry = Entry.model_validate({**values, "hash": canonical_sha256(values)})
+        entry = Entry.model_validate({**values, "hash": canonical_sha256(hashed_fields(values))})
         row = entry.model_dump()
         db.execute(f"INSERT INTO entries ({', '.join(row)}) VALUES "
                    f"({', '.join(':' + k for k in row)})", row)
@@ -347,5 +376,5 @@ def _promised_rounds(reserves: list[Entry], now: dt.datetime, excluding: str) ->
     for run_id, e in latest.items():
         if (run_id != excluding and e.run_rounds and e.plan_until
                 and dt.datetime.fromisoformat(e.plan_until) > now):
-            promised += [e.mechanism()] * max(0, e.run_rounds - count[run_id])
+            promised += e.mechanisms() * max(0, e.run_rounds - count[run_id])
     return promised

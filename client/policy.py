@@ -136,6 +136,10 @@ def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:
     if task.rounds > rules.max_rounds_per_run:
         raise TaskRefused(f"{who}: {task.rounds} rounds exceed its maximum of "
                           f"{rules.max_rounds_per_run} per run")
+    if task.dp.evaluation_noise_multiplier < rules.min_noise_multiplier:
+        raise TaskRefused(f"{who}: evaluation noise multiplier "
+                          f"{task.dp.evaluation_noise_multiplier:g} is below its minimum "
+                          f"{rules.min_noise_multiplier:g}")
     if task.dp.delta > rules.delta:
         raise TaskRefused(f"{who}: delta {task.dp.delta:g} is above its delta {rules.delta:g}")
     return rules

@@ -29,7 +29,7 @@ def watch_run(api: SangsaengApi, run_id: int, console: Console) -> RunOut:
                                   for p in data["privacy"])
                 progress.console.print(
                     f"round {data['round']}/{run.rounds_planned}  loss {fmt(m.get('loss'))}  "
-                    f"accuracy {fmt(m.get('accuracy'))}  AUC {fmt(m.get('auc'))}  "
+                    f"accuracy {fmt(m.get('accuracy'))}  "
                     f"ε run/lifetime: {spent or '-'}")
                 progress.advance(bar)
             elif event.kind == "partner_error":
@@ -43,12 +43,12 @@ def watch_run(api: SangsaengApi, run_id: int, console: Console) -> RunOut:
 def print_run(run: RunOut, console: Console) -> None:
     partners = sorted({p.partner for r in run.rounds for p in r.privacy})
     table = Table(title=f"Run {run.id} (Flower run {run.flower_run_id}): {run.status}")
-    for col in ["round", "loss", "accuracy", "AUC", *[f"ε {p}" for p in partners]]:
+    for col in ["round", "loss", "accuracy", *[f"ε {p}" for p in partners]]:
         table.add_column(col, justify="right", overflow="fold")
     for row in run.rounds:
         eps = {p.partner: p.epsilon for p in row.privacy}
         table.add_row(str(row.round), fmt(row.metrics.get("loss")),
-                      fmt(row.metrics.get("accuracy")), fmt(row.metrics.get("auc")),
+                      fmt(row.metrics.get("accuracy")),
                       *[fmt(eps.get(p), 2) for p in partners])
     console.print(table)
     if run.reason:

@@ -34,6 +34,11 @@ class Mechanism(BaseModel):
     steps: int = Field(ge=0)
 
 
+def gaussian(noise_multiplier: float) -> Mechanism:
+    """One release of the (unsampled) Gaussian mechanism: the sampled one with q = 1."""
+    return Mechanism(noise_multiplier=noise_multiplier, sample_rate=1.0, steps=1)
+
+
 @functools.cache
 def _opacus_rdp() -> ModuleType:
     """Opacus' RDP analysis (opacus/accountants/analysis/rdp.py), loaded on its own.
@@ -76,14 +81,15 @@ def epsilon(history: Iterable[Mechanism], delta: float) -> float:
     return float(eps)
 
 
-def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
+def noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int,
+                     fixed: tuple[Mechanism, ...] = ()) -> float:
     """A noise multiplier whose epsilon after `steps` is at most `target_epsilon` and
     within EPSILON_TOLERANCE of it (Opacus' get_noise_multiplier searches the same way,
     but importing it loads all of Opacus). Epsilon falls as sigma grows: bracket, then
     bisect, always keeping the side that meets the target."""
-    def eps(sigma: float) -> float:
+    def eps(sigma: float) -> float:  # with the `fixed` mechanisms composed in
         return epsilon([Mechanism(noise_multiplier=sigma, sample_rate=sample_rate,
-                                  steps=steps)], delta)
+                                  steps=steps), *fixed], delta)
 
     low, high = 0.5, 1.0  # eps(low) > target >= eps(high) once bracketed
     for _ in range(64):
@@ -134,6 +140,7 @@ class PrivacyReport(BaseModel):
     noise_multiplier: float = Field(gt=0)
     sample_rate: float = Field(gt=0, le=1)
     steps: int = Field(ge=0)
+    evaluation_noise_multiplier: float = Field(gt=0)  # the round's evaluation release
     delta: float = Field(gt=0, lt=1)
     epsilon: float = Field(ge=0)
     lifetime_epsilon: float = Field(ge=0)

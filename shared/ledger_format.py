@@ -15,17 +15,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .accounting import Mechanism
+from .accounting import Mechanism, gaussian
 from .hash_chain import canonical_json, first_break, record_hash
 
-RESERVE, COMMIT = "reserve", "commit"
+RESERVE, COMMIT, EVALUATE = "reserve", "commit", "evaluate"
 
 
 class Entry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     seq: int
-    kind: Literal["reserve", "commit"]
+    kind: Literal["reserve", "commit", "evaluate"]
     run_id: str  # the Flower run id
     round: int
     noise_multiplier: float | None = None
@@ -33,21 +33,36 @@ class Entry(BaseModel):
     steps: int | None = None
     delta: float | None = None
     task_sha256: str
-    ref: int | None = None  # a commit's reserve
+    ref: int | None = None  # a commit's or an evaluation's reserve
     run_rounds: int | None = None  # a reserve's run plan: rounds declared ...
     plan_until: str | None = None  # ... and until when the rest of them stay promised
     time: str
     prev_hash: str
     hash: str
+    # a reserve's evaluation release (one per round); None in entries written before
+    # evaluation was DP, and then left out of the hash, so their chains still verify
+    evaluation_noise_multiplier: float | None = None
 
     def mechanism(self) -> Mechanism:
-        """A reserve's mechanism (a commit has none: validation fails on it)."""
+        """A reserve's training mechanism (a commit has none: validation fails on it)."""
         return Mechanism.model_validate(
             {"noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
              "steps": self.steps})
 
+    def mechanisms(self) -> list[Mechanism]:
+        """Everything a reserve spends: its training and its round's evaluation."""
+        evaluation = self.evaluation_noise_multiplier
+        return [self.mechanism(), *([gaussian(evaluation)] if evaluation else [])]
+
     def expected_hash(self) -> str:
-        return record_hash(self.model_dump())
+        return record_hash(hashed_fields(self.model_dump()))
+
+
+def hashed_fields(values: dict[str, object]) -> dict[str, object]:
+    """What an entry's hash covers: every field, but a None evaluation only if given."""
+    if values.get("evaluation_noise_multiplier") is None:
+        return {k: v for k, v in values.items() if k != "evaluation_noise_multiplier"}
+    return values
 
 
 class VerifyResult(BaseModel):
@@ -70,19 +85,30 @@ def verify_chain(rows: list[dict[str, object]], head: tuple[int, str] | None) ->
     reserves: set[int] = set()
     committed: set[int | None] = set()
 
+    evaluable: set[int] = set()
+    evaluated: set[int | None] = set()
+
     def commits_once(record: Mapping[str, object]) -> str | None:
         kind, seq, ref = record["kind"], record["seq"], record["ref"]
         if kind == COMMIT and ref not in reserves:
             return "it commits a reserve that is not in the ledger before it"
         if kind == COMMIT and ref in committed:
             return "it commits a reserve that was already committed"
+        if kind == EVALUATE and ref not in evaluable:
+            return "it evaluates for a reserve that is not before it or has no evaluation"
+        if kind == EVALUATE and ref in evaluated:
+            return "it evaluates a second time for one reserve"
         if kind == RESERVE:
             reserves.add(int(seq))  # type: ignore[call-overload]
-        else:
+            if record.get("evaluation_noise_multiplier"):
+                evaluable.add(int(seq))  # type: ignore[call-overload]
+        elif kind == COMMIT:
             committed.add(ref)  # type: ignore[arg-type]
+        else:
+            evaluated.add(ref)  # type: ignore[arg-type]
         return None
 
-    broken = first_break((e.model_dump() for e in entries), rule=commits_once)
+    broken = first_break((hashed_fields(e.model_dump()) for e in entries), rule=commits_once)
     if broken is not None:
         return VerifyResult(ok=False, entries=len(rows), first_broken_seq=broken.seq,
                             problem=broken.problem)

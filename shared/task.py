@@ -120,6 +120,9 @@ class DPSpec(_Strict):
     delta: float = Field(gt=0, lt=1)
     noise_multiplier: float | None = Field(default=None, gt=0, le=MAX_SIGMA)
     target_epsilon: float | None = Field(default=None, gt=0, le=1_000)
+    # Each round's holdout evaluation is a Gaussian release with this noise multiplier
+    # (client/evaluation.py), reserved with the round's training and counted in its ε.
+    evaluation_noise_multiplier: float = Field(default=10.0, gt=0, le=MAX_SIGMA)
 
     @model_validator(mode="after")
     def _one_of(self) -> DPSpec:

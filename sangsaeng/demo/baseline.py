@@ -17,6 +17,18 @@ from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 
 
+def pooled_holdout_auc(task: TaskSpec, data_paths: list[Path], model: nn.Module
+                       ) -> float | None:
+    """The AUC of `model` on every partner's holdout rows pooled: only the demo holds them
+    all (partners release DP loss and accuracy, not AUC)."""
+    parts = [load_local_data(path, task) for path in data_paths]
+    model.eval()
+    with torch.no_grad():
+        x_hold = torch.from_numpy(np.concatenate([p.x_holdout for p in parts]))
+        scores = torch.softmax(model(x_hold), dim=1)[:, -1].numpy()
+    return roc_auc(scores, np.concatenate([p.y_holdout for p in parts]))
+
+
 def centralized_auc(task: TaskSpec, data_paths: list[Path]) -> float | None:
     """Pool every partner's training split, train with plain SGD for as many epochs as the
     federated run does in total, and score the pooled holdouts (the same rows partners hold out)."""
@@ -33,8 +45,4 @@ def centralized_auc(task: TaskSpec, data_paths: list[Path]) -> float | None:
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x[batch]), y[batch]).backward()
             optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        x_hold = torch.from_numpy(np.concatenate([p.x_holdout for p in parts]))
-        scores = torch.softmax(model(x_hold), dim=1)[:, -1].numpy()
-    return roc_auc(scores, np.concatenate([p.y_holdout for p in parts]))
+    return pooled_holdout_auc(task, data_paths, model)

@@ -35,13 +35,14 @@ from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.deployment.flower_processes import PartnerNode
 from sangsaeng.server.runs.reconcile import END_GRACE
 from sangsaeng.server.runs.states import COMPLETED, OPEN
+from sangsaeng.shared.models import load_model
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
 from sangsaeng.shared.signing import create_key, load_key, public_key_of
 from sangsaeng.shared.task import TaskSpec, load_task
 from sangsaeng.views import fmt, print_run, watch_run
 
-from .baseline import centralized_auc
+from .baseline import centralized_auc, pooled_holdout_auc
 from .data import caravan_columns, default_task_path, write_partitions, write_policy
 
 # partner -> its lifetime epsilon cap on the dataset (its policy, not the task's)
@@ -55,6 +56,7 @@ STOP_GRACE_SECONDS = END_GRACE.total_seconds() + 15
 @dataclass
 class DemoResult:
     run: RunOut
+    model_auc: float | None  # the downloaded model, on the partners' pooled holdout rows
     baseline_auc: float | None
     model_path: Path | None
     store_url: str
@@ -122,8 +124,12 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         write_report(AuditReport(data=data, verification=verification), report_path)
     console.print("Centralized, non-private baseline (same model, pooled data)...")
     budgets = [dataset_budget(PartnerPolicy.load(p.policy_path), task.dataset) for p in partners]
-    result = DemoResult(run, centralized_auc(task, data_paths), model_path, store_url, budgets,
-                        verification, report_path)
+    model_auc = None
+    if model_path is not None:
+        model = load_model(task, model_path.read_bytes())
+        model_auc = pooled_holdout_auc(task, data_paths, model)
+    result = DemoResult(run, model_auc, centralized_auc(task, data_paths), model_path,
+                        store_url, budgets, verification, report_path)
     _print_summary(result, console)
     return result
 
@@ -177,10 +183,9 @@ def _print_summary(result: DemoResult, console: Console) -> None:
                        fmt(b.remaining, 2), str(len(b.runs)))
     console.print(budget)
     reports = [p for r in run.rounds for p in r.privacy]
-    final_auc = run.rounds[-1].metrics.get("auc") if run.rounds else None
-    console.print(f"Federated DP AUC {fmt(final_auc)} vs centralized non-private AUC "
-                  f"{fmt(result.baseline_auc)} (δ={reports[0].delta:g})"
-                  if reports else "No partner trained.")
+    console.print(f"Federated DP model's AUC {fmt(result.model_auc)} vs centralized "
+                  f"non-private AUC {fmt(result.baseline_auc)}, both on the partners' pooled "
+                  f"holdout rows (δ={reports[0].delta:g})" if reports else "No partner trained.")
     console.print(f"Store: {result.store_url}")
     if result.model_path:
         console.print(f"Model: {result.model_path} (safetensors, downloaded through the API; "

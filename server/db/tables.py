@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 Sessions = Callable[[], AbstractContextManager[Session]]  # Store.session, for the queries
 
 
@@ -111,6 +111,7 @@ class PrivacyRecord(Base):
     noise_multiplier: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer)
+    evaluation_noise_multiplier: Mapped[float] = mapped_column(Float)
     delta: Mapped[float] = mapped_column(Float)
     epsilon: Mapped[float] = mapped_column(Float)  # this dataset, this run
     lifetime_epsilon: Mapped[float] = mapped_column(Float)  # this dataset, all runs

@@ -45,6 +45,7 @@ class RecordingFedAvg(FedAvg):
                          arrayrecord_key=wire.ARRAYS, configrecord_key=wire.CONFIG)
         self.task, self.store, self.run_id = task, store, run_id
         self.latest_arrays: ArrayRecord | None = None
+        self.trained_nodes: set[int] = set()  # whose update the last round used
 
     # Flower's own sampling (strategy_utils.sample_nodes) waits for nodes without a
     # deadline; every round here asks all connected nodes, after a bounded wait.
@@ -54,7 +55,10 @@ class RecordingFedAvg(FedAvg):
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:
-        return self._messages(server_round, arrays, config, grid, MessageType.EVALUATE)
+        """Only the partners whose update this round used: each reserved the round's
+        evaluation release with its training; any other would refuse."""
+        return self._construct_messages(self._content(server_round, arrays, config),
+                                        sorted(self.trained_nodes), MessageType.EVALUATE)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
@@ -76,6 +80,7 @@ class RecordingFedAvg(FedAvg):
                                      failed))
         arrays, metrics = super().aggregate_train(server_round, ok)
         self.latest_arrays = arrays
+        self.trained_nodes = {msg.metadata.src_node_id for msg in ok}
         return arrays, metrics
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
@@ -100,9 +105,13 @@ class RecordingFedAvg(FedAvg):
                     f"partner nodes the task needs connected within {self.task.round_timeout:g} s"
                 )
             time.sleep(NODE_POLL_SECONDS)
+        return self._construct_messages(self._content(server_round, arrays, config), nodes,
+                                        message_type)
+
+    def _content(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord
+                 ) -> RecordDict:
         config[wire.SERVER_ROUND] = server_round
-        record = RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
-        return self._construct_messages(record, nodes, message_type)
+        return RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
 
 
 def _privacy_report(msg: Message) -> PrivacyReport | None:

@@ -24,6 +24,7 @@ class AuditRecord(BaseModel):
     noise_multiplier: float
     sample_rate: float
     steps: int
+    evaluation_noise_multiplier: float = Field(description="the round's evaluation release")
     delta: float
     epsilon: float = Field(description="claimed: this run, up to this round")
     lifetime_epsilon: float = Field(description="claimed: every run on the dataset, up to "

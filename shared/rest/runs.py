@@ -20,6 +20,7 @@ class PartnerPrivacy(BaseModel):
     noise_multiplier: float
     sample_rate: float
     steps: int
+    evaluation_noise_multiplier: float = Field(description="the round's evaluation release")
     delta: float
     epsilon: float = Field(description="this run so far, on this partner's dataset")
     lifetime_epsilon: float = Field(description="every run so far on this dataset")

@@ -56,7 +56,8 @@ def test_demo_runs_twice_and_continues_the_spending(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     out = demo(workdir, short_task(tmp_path, rounds=2, local_epochs=1))
     assert "round 1/2" in out and "round 2/2" in out
-    assert re.search(r"Federated DP AUC 0\.\d{3} vs centralized non-private AUC 0\.\d{3}", out)
+    assert re.search(r"Federated DP model's AUC 0\.\d{3} vs centralized non-private AUC "
+                     r"0\.\d{3}", out)
     assert "completed" in out and (workdir / "model-run1.safetensors").is_file()
     first = budget_rows(out)
     assert sorted(first) == ["daehan-insurance", "hanbit-bank", "minjung-mutual"]
@@ -79,7 +80,7 @@ def test_demo_runs_twice_and_continues_the_spending(tmp_path: Path) -> None:
                                                             abs=0.005)
     verified = subprocess.run([SANGSAENG, "client", "ledger", "verify", "--policy", str(policy)],
                               capture_output=True, text=True)
-    assert verified.returncode == 0 and "caravan: ok (6 entries" in verified.stdout
+    assert verified.returncode == 0 and "caravan: ok (9 entries" in verified.stdout
     check_demo_audit(workdir, out)
 
 

@@ -216,13 +216,14 @@ def test_a_round_aggregated_without_a_ledger_entry_is_named(records: Records) ->
     """The partner drops its last round from the ledger and re-points the head: the chain
     and the signature check out, but the coordinator aggregated that round's update."""
     ledger = records.ledger("north-bank")
-    seq, hash_ = ledger.execute("SELECT seq, hash FROM entries WHERE seq = 2").fetchone()
+    # entries: reserve, commit and evaluate of round 1 (1-3), then of round 2 (4-6)
+    seq, hash_ = ledger.execute("SELECT seq, hash FROM entries WHERE seq = 3").fetchone()
     ledger.execute("DROP TRIGGER entries_no_delete")
-    ledger.execute("DELETE FROM entries WHERE seq > 2")
+    ledger.execute("DELETE FROM entries WHERE seq > 3")
     ledger.execute("UPDATE head SET seq = ?, hash = ?", (seq, hash_))
     found = failures(records.verify())
     assert ("FAIL [cross-check] north-bank / caravan: run 1 round 2: the coordinator aggregated "
-            "an update recorded as ledger entry 4, but the ledger ends at entry 2") in found
+            "an update recorded as ledger entry 5, but the ledger ends at entry 3") in found
     assert any(f.startswith("FAIL [budget] north-bank / caravan: the ledger accounts for ε ")
                for f in found)
     assert not any("[chain]" in f or "[signature]" in f for f in found)
@@ -321,14 +322,15 @@ def test_one_update_counted_twice_is_named(records: Records) -> None:
     """The coordinator records the same ledger entry for a second node."""
     db = records.store
     db.execute("INSERT INTO privacy_records (run_id, round, node_id, partner, dataset, "
-               "noise_multiplier, sample_rate, steps, delta, epsilon, lifetime_epsilon, "
-               "epsilon_cap, ledger_seq, ledger_hash, recorded_at) SELECT run_id, round, "
-               "'forged-node', partner, dataset, noise_multiplier, sample_rate, steps, delta, "
-               "epsilon, lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at "
+               "noise_multiplier, sample_rate, steps, evaluation_noise_multiplier, delta, "
+               "epsilon, lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at) "
+               "SELECT run_id, round, 'forged-node', partner, dataset, noise_multiplier, "
+               "sample_rate, steps, evaluation_noise_multiplier, delta, epsilon, "
+               "lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at "
                "FROM privacy_records WHERE partner = 'north-bank' AND round = 2")
     found = failures(records.verify())
     assert ("FAIL [cross-check] north-bank / caravan: run 1 round 2 and run 1 round 2 both "
-            "name ledger entry 4: one update counted twice") in found
+            "name ledger entry 5: one update counted twice") in found
 
 
 def test_a_committed_update_without_a_coordinator_record_is_reported(records: Records) -> None:
@@ -339,14 +341,14 @@ def test_a_committed_update_without_a_coordinator_record_is_reported(records: Re
     result = records.verify()
     assert result.returncode == 0, result.stdout  # the ledger still holds what was spent
     assert ("warning: north-bank / caravan: the ledger commits updates the coordinator has no "
-            f"record of: entry 4 (Flower run {flower_run} round 2)") in result.stdout
+            f"record of: entry 5 (Flower run {flower_run} round 2)") in result.stdout
 
 
 def test_a_task_swapped_in_the_coordinators_records_is_named(records: Records) -> None:
     records.store.execute(f"UPDATE runs SET task_sha256 = '{'f' * 64}'")
     found = failures(records.verify())
     for partner in PARTNERS:
-        for round_, entry in ((1, 1), (2, 3)):
+        for round_, entry in ((1, 1), (2, 4)):
             assert (f"FAIL [cross-check] {partner} / caravan: run 1 round {round_}: ledger entry "
                     f"{entry} trained task {TASK.sha256()[:12]}, the coordinator recorded task "
                     f"{'f' * 12} for the run") in found

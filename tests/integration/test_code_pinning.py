@@ -93,7 +93,7 @@ def test_a_swapped_client_app_is_refused_and_never_runs(
     status, reason = _run(dep, store, build_fab())
     assert status == COMPLETED, reason
     with Ledger(policy.ledger_path("caravan")) as ledger:
-        assert len(ledger.entries()) == 2
+        assert len(ledger.entries()) == 3  # reserve, commit, evaluate
 
 
 def test_a_node_with_a_bad_policy_does_not_start(tmp_path: Path) -> None:

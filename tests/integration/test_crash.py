@@ -71,7 +71,8 @@ def test_kill_9_after_reserving_keeps_the_budget_spent(tmp_path: Path) -> None:
         planned = entry.mechanism()
         fits_alone = epsilon([planned], 1e-5) * 1.01
         with pytest.raises(TaskRefused, match=r"\(spent \d"):
-            ledger.reserve(run_id="8", round_=1, planned=planned, run_rounds=1, delta=1e-5,
+            ledger.reserve(run_id="8", round_=1, planned=planned, evaluation=1e6, run_rounds=1,
+                           delta=1e-5,
                            cap=fits_alone, task_sha256=entry.task_sha256, partner="acme",
                            plan_seconds=60)
     sangsaeng = str(Path(sys.executable).parent / "sangsaeng")

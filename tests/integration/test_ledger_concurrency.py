@@ -18,7 +18,8 @@ def _contend(path: str, run: str, cap: float, barrier: object) -> bool:
     ledger = Ledger(Path(path))
     barrier.wait()  # type: ignore[attr-defined]
     try:
-        ledger.reserve(run_id=run, round_=1, planned=ROUND, run_rounds=1, delta=DELTA, cap=cap,
+        ledger.reserve(run_id=run, round_=1, planned=ROUND, evaluation=1e6, run_rounds=1,
+                       delta=DELTA, cap=cap,
                        task_sha256="t" * 64, partner="acme", plan_seconds=600)
         return True
     except TaskRefused:

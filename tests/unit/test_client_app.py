@@ -11,10 +11,10 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from sangsaeng.client import client_app, dp_sgd
 from sangsaeng.client.data import load_local_data
-from sangsaeng.client.ledger import COMMIT, RESERVE, Ledger, LedgerExists, init_ledger
+from sangsaeng.client.ledger import COMMIT, EVALUATE, RESERVE, Ledger, LedgerExists, init_ledger
 from sangsaeng.client.policy import PartnerPolicy, PolicyError
 from sangsaeng.demo.data import write_partitions
-from sangsaeng.shared.accounting import PrivacyReport, noise_for_target
+from sangsaeng.shared.accounting import Mechanism, PrivacyReport, gaussian, noise_for_target
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 from sangsaeng.shared.wire import PRIVACY
@@ -77,9 +77,10 @@ def test_a_run_plans_its_mechanism_once(policy: Path, monkeypatch: pytest.Monkey
     of the run read the same mechanism from the node's state."""
     searches: list[float] = []
 
-    def counted(target: float, delta: float, sample_rate: float, steps: int) -> float:
+    def counted(target: float, delta: float, sample_rate: float, steps: int,
+                fixed: tuple[Mechanism, ...] = ()) -> float:
         searches.append(target)
-        return noise_for_target(target, delta, sample_rate, steps)
+        return noise_for_target(target, delta, sample_rate, steps, fixed)
 
     monkeypatch.setattr(dp_sgd, "noise_for_target", counted)
     task = task_with(dp={"noise_multiplier": None, "target_epsilon": 3.0}, rounds=2,
@@ -139,12 +140,12 @@ def test_policy_refusals_spend_nothing(policy: Path, change: dict[str, object],
 
 def test_a_plan_over_the_cap_is_refused_before_training(tmp_path: Path, data_path: Path) -> None:
     policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
-    task = task_with(local_epochs=1)  # one round spends 1.84; five would reach 2.85
+    task = task_with(local_epochs=1)  # one round spends 1.88; five would reach 2.99
     reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
     assert (reply.error.reason or "").startswith(
         "partner 'frugal' refuses: this run's plan would bring the dataset's lifetime epsilon "
         "to "), reply.error.reason
-    assert (reply.error.reason or "").endswith("to 2.85, over its cap 2 (spent 0.00)")
+    assert (reply.error.reason or "").endswith("to 2.99, over its cap 2 (spent 0.00)")
     with ledger_of(policy) as ledger:
         assert ledger.entries() == []
     short = task_with(local_epochs=1, rounds=1)
@@ -152,18 +153,44 @@ def test_a_plan_over_the_cap_is_refused_before_training(tmp_path: Path, data_pat
                                 ).has_error()
 
 
-def test_evaluate_rounds_metrics_and_answers_once_per_round(policy: Path) -> None:
-    task = task_with(rounds=2)
+def test_evaluation_is_a_release_reserved_with_its_round(policy: Path) -> None:
+    """issue 15, finding 2: evaluate answered exact metrics of any weights, with no ledger
+    entry, as often as a restarted node allowed. Now it answers only a round this run
+    reserved (with its evaluation), once, recorded in the ledger before it leaves."""
+    task = task_with(rounds=2, local_epochs=1)
     ctx = context(task, policy)
-    for _ in range(2):
-        reply = client_app.evaluate(message(task, MessageType.EVALUATE), ctx)
-        metrics = reply.content.metric_records["metrics"]
-        assert set(metrics) == {"num-examples", "loss", "accuracy", "auc"}
-        assert cast(int, metrics["num-examples"]) % 10 == 0
-        for key in ("loss", "accuracy", "auc"):
-            assert metrics[key] == round(cast(float, metrics[key]), 3)
     refused = client_app.evaluate(message(task, MessageType.EVALUATE), ctx)
-    assert refused.error.reason == "partner 'acme' already evaluated the 2 rounds this run declares"
+    assert refused.error.reason == ("partner 'acme' evaluates only rounds it reserved (with "
+                                    "their evaluation) in this run; round 1 is not")
+    with ledger_of(policy) as ledger:
+        assert ledger.entries() == []
+    assert not client_app.train(message(task, MessageType.TRAIN), ctx).has_error()
+    reply = client_app.evaluate(message(task, MessageType.EVALUATE), ctx)
+    metrics = reply.content.metric_records["metrics"]
+    assert set(metrics) == {"num-examples", "loss", "accuracy"}
+    assert 0 <= cast(float, metrics["accuracy"]) <= 1
+    # a fresh context (a restarted node) changes nothing: the ledger remembers
+    again = client_app.evaluate(message(task, MessageType.EVALUATE), context(task, policy))
+    assert again.error.reason == "partner 'acme' already evaluated round 1 of this run"
+    with ledger_of(policy) as ledger:
+        kinds = [(e.kind, e.round) for e in ledger.entries()]
+        assert kinds == [(RESERVE, 1), (COMMIT, 1), (EVALUATE, 1)]
+        assert ledger.verify().ok
+        [reserve] = [e for e in ledger.entries() if e.kind == RESERVE]
+        assert reserve.evaluation_noise_multiplier == task.dp.evaluation_noise_multiplier
+        assert ledger.history() == [reserve.mechanism(), gaussian(10.0)]
+
+
+def test_a_partner_at_its_cap_answers_no_evaluation(tmp_path: Path, data_path: Path) -> None:
+    policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
+    task = task_with(local_epochs=1, rounds=1)
+    assert not client_app.train(message(task, MessageType.TRAIN), context(task, policy)
+                                ).has_error()
+    over = task_with(local_epochs=1, rounds=1, seed=8)
+    ctx = context(over, policy, run_id=2)
+    assert client_app.train(message(over, MessageType.TRAIN), ctx).has_error()
+    reply = client_app.evaluate(message(over, MessageType.EVALUATE), ctx)
+    assert reply.has_error() and "evaluates only rounds it reserved" in (reply.error.reason or "")
 
 
 def test_bad_data_and_missing_policy_are_named(tmp_path: Path, data_path: Path) -> None:

@@ -9,19 +9,20 @@ import pytest
 
 from sangsaeng.client.ledger import COMMIT, RESERVE, Entry, Ledger, LedgerExists, LedgerMissing
 from sangsaeng.client.policy import TaskRefused
-from sangsaeng.shared.accounting import Mechanism, epsilon
+from sangsaeng.shared.accounting import Mechanism, epsilon, gaussian
 
 from ..support.tasks import opacus_live_epsilon
 
 ROUND = Mechanism(noise_multiplier=1.0, sample_rate=0.04, steps=50)
 DELTA = 1e-5
+QUIET = 1e6  # an evaluation release of negligible ε: these tests are about training
 
 
 def reserve(ledger: Ledger, run: str, round_: int = 1, run_rounds: int = 1,
             cap: float = 100.0, plan_seconds: float = 600) -> Entry:
-    return ledger.reserve(run_id=run, round_=round_, planned=ROUND, run_rounds=run_rounds,
-                          delta=DELTA, cap=cap, task_sha256="t" * 64, partner="acme",
-                          plan_seconds=plan_seconds)
+    return ledger.reserve(run_id=run, round_=round_, planned=ROUND, evaluation=QUIET,
+                          run_rounds=run_rounds, delta=DELTA, cap=cap, task_sha256="t" * 64,
+                          partner="acme", plan_seconds=plan_seconds)
 
 
 def _new(directory: Path) -> Ledger:
@@ -40,10 +41,12 @@ def filled(path: Path) -> Ledger:
 def test_epsilon_composes_every_reserve_and_matches_opacus(tmp_path: Path) -> None:
     ledger = filled(tmp_path / "l.sqlite")
     assert [e.kind for e in ledger.entries()] == [RESERVE, COMMIT, RESERVE, COMMIT, RESERVE]
-    assert ledger.history() == [ROUND] * 3  # the uncommitted reserve counts as spent
-    assert ledger.spending(DELTA).lifetime == pytest.approx(opacus_live_epsilon([ROUND] * 3, DELTA),
-                                                  rel=0.01)
-    assert ledger.spending(DELTA).runs["a"] == pytest.approx(epsilon([ROUND] * 2, DELTA))
+    # each reserve: its training and its evaluation; the uncommitted one counts as spent
+    spent = [ROUND, gaussian(QUIET)]
+    assert ledger.history() == spent * 3
+    assert ledger.spending(DELTA).lifetime == pytest.approx(opacus_live_epsilon(spent * 3, DELTA),
+                                                            rel=0.01)
+    assert ledger.spending(DELTA).runs["a"] == pytest.approx(epsilon(spent * 2, DELTA))
     assert ledger.verify().ok
 
 
