@@ -24,6 +24,7 @@ from sangsaeng.server.flower.grid import PromptGrid
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 
+BENCH_HOLDOUT_KEY = "00" * 16  # the bare app's holdout split needs a key; any will do
 DATA_NODE_CONFIG_KEY = "data"  # the partner's data file, in the SuperNode's node config
 PROMPT_REPLIES_KEY = "prompt-replies"  # run config: pull replies as Sangsaeng does
 
@@ -37,7 +38,8 @@ def _task(context: Context) -> TaskSpec:
 
 def _setup(msg: Message, context: Context) -> tuple[TaskSpec, LocalData, torch.nn.Module]:
     task = _task(context)
-    data = load_local_data(Path(str(context.node_config[DATA_NODE_CONFIG_KEY])), task)
+    data = load_local_data(Path(str(context.node_config[DATA_NODE_CONFIG_KEY])), task,
+                           BENCH_HOLDOUT_KEY, 0.2)
     model = build_model(task)
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     return task, data, model

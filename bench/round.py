@@ -49,18 +49,20 @@ def prepare(workdir: Path, rounds: int) -> Setup:
     from sangsaeng.client.ledger import init_ledger
     from sangsaeng.client.policy import PartnerPolicy
     from sangsaeng.demo.data import (
-        caravan_columns,
         default_task_path,
+        public_rows,
         write_partitions,
         write_policy,
+        write_schema,
     )
     from sangsaeng.shared.task import TaskSpec, load_task
 
     task = TaskSpec.from_dict({**load_task(default_task_path()).model_dump(),
                                "rounds": rounds, "min_nodes": len(PARTNERS)})
     data = write_partitions(PARTNERS, workdir / "partners")
+    schema = write_schema(workdir / "caravan.catalogue.json", task, data)
     policies = [write_policy(workdir / "partners" / f"{name}.policy.toml", name, task.dataset,
-                             path, epsilon_cap=1000.0, allowed_columns=caravan_columns())
+                             path, 1000.0, schema, public_rows(path))
                 for name, path in zip(PARTNERS, data, strict=True)]
     for policy in policies:
         init_ledger(PartnerPolicy.load(policy), task.dataset)

@@ -132,7 +132,12 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
 
     from sangsaeng.client.ledger import init_ledger
     from sangsaeng.client.policy import PartnerPolicy
-    from sangsaeng.demo.data import caravan_columns, default_task_path, write_policy
+    from sangsaeng.demo.data import (
+        default_task_path,
+        public_rows,
+        write_policy,
+        write_schema,
+    )
     from sangsaeng.server.db import Store
     from sangsaeng.server.deployment.flower_processes import LocalDeployment
     from sangsaeng.server.flower.control import FlowerControl, wait_for_run
@@ -145,10 +150,11 @@ def measure(partners: int, rounds: int, work: Path) -> dict[str, object]:
     task = TaskSpec.from_dict({**load_task(default_task_path()).model_dump(),
                                "rounds": rounds, "min_nodes": partners,
                                "round_timeout": 3600})
-    allowed = caravan_columns()
+    schema = write_schema(here / "caravan.catalogue.json", task, [])
     for p in range(partners):  # virtual node i reads <policy-dir>/i.policy.toml
+        data = work / "data" / f"{p}.csv"
         policy = write_policy(here / "policies" / f"{p}.policy.toml", f"partner-{p:04d}",
-                              task.dataset, work / "data" / f"{p}.csv", 10.0, allowed)
+                              task.dataset, data, 10.0, schema, public_rows(data))
         init_ledger(PartnerPolicy.load(policy), task.dataset)
     fab, _ = build_fab_from_files({"pyproject.toml": (BENCH / "sim_app.toml").read_bytes(),
                                    "sim_app.py": (BENCH / "sim_app.py").read_bytes()})

@@ -29,7 +29,6 @@ from flwr.common.constant import ErrorCode
 
 from sangsaeng.shared import wire
 from sangsaeng.shared.accounting import Mechanism, PrivacyReport
-from sangsaeng.shared.metrics import rounded_count
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.preprocess import DataValidationError
 from sangsaeng.shared.task import TaskSpec, TaskSpecError
@@ -84,7 +83,7 @@ app = ClientApp()
 @_errors_as_replies
 def train(msg: Message, context: Context) -> Message:
     task, policy, rules, data = _setup(context)
-    planned = _plan(task, len(data.y_train), context)
+    planned = _plan(task, rules.public_train_rows, context)
     check_mechanism(policy, rules, planned)
     model = _global_model(msg, task, policy)
     run_id = str(context.run_id)
@@ -113,14 +112,16 @@ def train(msg: Message, context: Context) -> Message:
         )
     return Message(RecordDict({
         wire.ARRAYS: ArrayRecord(model.state_dict()),
-        wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: rounded_count(len(data.y_train))}),
+        # the FedAvg weight: the public size, never the exact count
+        wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: rules.public_train_rows}),
         wire.PRIVACY: ConfigRecord(report.model_dump()),
     }), reply_to=msg)
 
 
 def _plan(task: TaskSpec, n_train: int, context: Context) -> Mechanism:
-    """dp_sgd.plan, once per run and dataset size: every round of a run plans the same
-    mechanism, and with a target epsilon the search for sigma takes about half a second."""
+    """dp_sgd.plan, once per run and dataset size (the public one: q and the steps never
+    reveal the exact count): every round of a run plans the same mechanism, and with a
+    target epsilon the search for sigma takes about half a second."""
     key = f"{task.sha256()}/{n_train}"
     record = context.state.config_records.get(PLAN_KEY)
     if record is not None and record["key"] == key:
@@ -152,15 +153,15 @@ def evaluate(msg: Message, context: Context) -> Message:
 
 
 def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, LocalData]:
-    """The task, checked against the partner's policy before any data is read; then the data."""
+    """The task, checked against the partner's policy before any data is read; then the
+    data, split by the partner's secret holdout key (kept in the dataset's ledger)."""
     task = TaskSpec.from_run_config(dict(context.run_config))
     policy = PartnerPolicy.from_node_config(dict(context.node_config))
     rules = check_task(policy, task)
-    data = load_local_data(rules.data_path, task)
-    if len(data.y_train) + len(data.y_holdout) < rules.min_rows:
-        raise TaskRefused(f"partner '{policy.partner}' refuses: the dataset has fewer rows "
-                          "than its policy's minimum")
-    return task, policy, rules, data
+    with _ledger(policy, task.dataset) as ledger:
+        key = ledger.identity().holdout_key
+    return task, policy, rules, load_local_data(rules.data_path, task, key,
+                                                rules.holdout_fraction)
 
 
 def _ledger(policy: PartnerPolicy, dataset: str) -> Ledger:

@@ -1,18 +1,19 @@
-"""Load a partner's table (CSV or Parquet), check it against the task, split a local holdout."""
+"""Load a partner's table (CSV or Parquet), encode it by the task's schema, and split the
+holdout rows by a secret only the partner holds."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sangsaeng.shared.preprocess import DataValidationError, encode, holdout_mask
+from sangsaeng.shared.preprocess import DataValidationError, encode
 from sangsaeng.shared.task import TaskSpec
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
-MIN_HOLDOUT_ROWS = 10  # holdout metrics never describe a handful of records
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,36 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataValidationError(None, f"data file cannot be read ({kind})") from None
 
 
-def load_local_data(path: Path, task: TaskSpec) -> LocalData:
-    x, y = encode(read_table(path), task)
-    holdout = holdout_mask(len(y), task)
-    if holdout.sum() < MIN_HOLDOUT_ROWS or holdout.all():
-        raise DataValidationError(
-            None, f"has too few rows for a holdout of at least {MIN_HOLDOUT_ROWS} rows and "
-                  "a training split")
-    return LocalData(x[~holdout], y[~holdout], x[holdout], y[holdout])
+def holdout_rows(table: pd.DataFrame, key: str, fraction: float) -> np.ndarray:
+    """Which rows are held out: each row by a keyed hash of its whole content, so the
+    split is the same in every round, run and process, no task field can choose it, and
+    adding or removing one row moves no other (each row's place is its own)."""
+    content = pd.util.hash_pandas_object(table, index=False).to_numpy(dtype=np.uint64)
+    secret = bytes.fromhex(key)
+    keyed = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(int(h).to_bytes(8, "little"), key=secret,
+                                        digest_size=8).digest(), "little") for h in content),
+        dtype=np.float64, count=len(content))
+    return keyed < fraction * 2.0**64
+
+
+def load_local_data(path: Path, task: TaskSpec, holdout_key: str,
+                    holdout_fraction: float) -> LocalData:
+    table = read_table(path)
+    x, y, labelled = encode(table, task)
+    holdout = holdout_rows(table, holdout_key, holdout_fraction)
+    train, held = labelled & ~holdout, labelled & holdout
+    return LocalData(x[train], y[train], x[held], y[held])
+
+
+def partner_data(policy_path: Path, task: TaskSpec) -> LocalData:
+    """The task's data as the partner whose policy this is holds it, with its own holdout
+    split (for the demo and benchmarks, which play every partner)."""
+    from .ledger import open_ledger
+    from .policy import PartnerPolicy
+
+    policy = PartnerPolicy.load(policy_path)
+    rules = policy.dataset(task.dataset)
+    with open_ledger(policy, task.dataset) as ledger:
+        key = ledger.identity().holdout_key
+    return load_local_data(rules.data_path, task, key, rules.holdout_fraction)

@@ -9,14 +9,14 @@ is touched or any budget is spent, with a reason that names the rule (never data
 
     [datasets.caravan]
     data_path = "caravan.parquet"
+    schema = "caravan.catalogue.json"      # the catalogue entry: the schema it declares
+    rows = 1900                            # the size it publishes (plans q and steps)
     epsilon_cap = 10.0                     # lifetime, for everyone together
     delta = 1e-5
     min_noise_multiplier = 0.8
     max_sample_rate = 0.1
     max_rounds_per_run = 20
-    allowed_columns = ["MOSTYPE", "Purchase", ...]
     allowed_models = ["logreg", "mlp"]
-    min_rows = 500
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.files import DocumentError, read_toml
+from sangsaeng.shared.preprocess import parameter_count
+from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
 from sangsaeng.shared.task import TaskSpec, describe
 from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
@@ -46,17 +48,36 @@ class DatasetPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     data_path: Path
+    # The dataset's catalogue entry (.toml or .json), the schema the partner declares and
+    # the operator publishes: a task must use exactly its columns, ranges and categories.
+    schema_path: Path = Field(alias="schema")
+    # The size the partner publishes (e.g. rounded to 100): sampling rates and steps are
+    # planned from it, so they never reveal the exact row count.
+    rows: int = Field(ge=1, le=10**12)
+    holdout_fraction: float = Field(default=0.2, gt=0, le=0.5)
     epsilon_cap: float = Field(gt=0)
     delta: float = Field(gt=0, lt=1)
     min_noise_multiplier: float = Field(gt=0)
     max_sample_rate: float = Field(gt=0, le=1)
     max_rounds_per_run: int = Field(ge=1)
-    allowed_columns: list[str] = Field(min_length=1)
+    max_local_epochs: int = Field(default=10, ge=1)
+    max_parameters: int = Field(default=1_000_000, ge=1)
     allowed_models: list[Literal["logreg", "mlp"]] = Field(min_length=1)
-    min_rows: int = Field(ge=1)
     # How long a run's later rounds stay promised after its last reserve (at most): a run
     # that went quiet, or was stopped, holds budget no longer than this.
     max_promise_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
+
+    @property
+    def public_train_rows(self) -> int:
+        """The training split's size as planned from public figures only."""
+        return max(1, round(self.rows * (1 - self.holdout_fraction)))
+
+    def declared(self) -> DatasetEntry:
+        try:
+            return DatasetEntry.from_file(self.schema_path)
+        except CatalogueError:  # names the file's path: stays in the partner's own log
+            raise PolicyError("a dataset's schema file named in the policy is missing or "
+                              "invalid") from None
 
 
 class PartnerPolicy(BaseModel):
@@ -104,13 +125,19 @@ class PartnerPolicy(BaseModel):
         resolved = self.model_copy(update={
             "ledger_dir": base / self.ledger_dir,
             "signing_key": base / self.signing_key if self.signing_key else None,
-            "datasets": {name: d.model_copy(update={"data_path": (base / d.data_path).resolve()})
+            "datasets": {name: d.model_copy(update={"data_path": (base / d.data_path).resolve(),
+                                                    "schema_path": base / d.schema_path})
                          for name, d in self.datasets.items()},
         })
         try:  # model_copy skips validators: the resolved paths are checked here
-            return PartnerPolicy.model_validate(resolved.model_dump())
+            policy = PartnerPolicy.model_validate(resolved.model_dump(by_alias=True))
         except ValidationError as err:
             raise PolicyError(describe(err, "policy")) from None
+        for name, rules in policy.datasets.items():
+            if rules.declared().name != name:
+                raise PolicyError(f"the schema of dataset '{name}' is the catalogue entry of "
+                                  "another dataset")
+        return policy
 
     def dataset(self, name: str) -> DatasetPolicy:
         if name not in self.datasets:
@@ -128,14 +155,30 @@ def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:
     """Refuse a task the policy does not allow, before any data is read."""
     rules = policy.dataset(task.dataset)
     who = f"partner '{policy.partner}' refuses"
-    banned = [c for c in task.columns if c not in rules.allowed_columns]
-    if banned:
-        raise TaskRefused(f"{who}: columns not allowed by its policy: {', '.join(banned)}")
+    declared = rules.declared()
+    columns = {f.name: f for f in declared.features}
+    undeclared = [f.name for f in task.features if f.name not in columns]
+    if task.target.name != declared.target.name:
+        undeclared.append(task.target.name)
+    if undeclared:
+        raise TaskRefused(f"{who}: columns not in its declared schema: {', '.join(undeclared)}")
+    differs = [f.name for f in task.features if f != columns[f.name]]
+    if task.target != declared.target:
+        differs.append(task.target.name)
+    if differs:  # the declared ranges, categories and fill values, exactly
+        raise TaskRefused(f"{who}: columns declared otherwise in its schema: "
+                          f"{', '.join(differs)}")
     if task.model.kind not in rules.allowed_models:
         raise TaskRefused(f"{who}: model kind '{task.model.kind}' is not allowed by its policy")
+    if (size := parameter_count(task)) > rules.max_parameters:
+        raise TaskRefused(f"{who}: the model's {size} parameters exceed its maximum of "
+                          f"{rules.max_parameters}")
     if task.rounds > rules.max_rounds_per_run:
         raise TaskRefused(f"{who}: {task.rounds} rounds exceed its maximum of "
                           f"{rules.max_rounds_per_run} per run")
+    if task.local_epochs > rules.max_local_epochs:
+        raise TaskRefused(f"{who}: {task.local_epochs} local epochs exceed its maximum of "
+                          f"{rules.max_local_epochs}")
     if task.dp.evaluation_noise_multiplier < rules.min_noise_multiplier:
         raise TaskRefused(f"{who}: evaluation noise multiplier "
                           f"{task.dp.evaluation_noise_multiplier:g} is below its minimum "

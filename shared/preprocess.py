@@ -1,8 +1,11 @@
-"""Check a table against the task's declared schema and encode it, using the schema only.
+"""Encode a table with the task's declared schema only: no answer depends on the data.
 
-Scaling ranges and category vocabularies come from the TaskSpec, never from the data, so
-no data-dependent statistic is computed here or has to leave a partner. Errors name the
-column and the kind of problem, never a value from the table.
+Scaling ranges, category vocabularies and missing-value rules come from the schema, never
+from the data, so no statistic of the data is computed here, and nothing about the values
+decides whether a partner answers: out-of-range numbers are clipped to the declared range,
+missing or non-numeric ones take the declared fill value, undeclared or missing categories
+encode as all zeros, and a row without a declared label takes no part. The one refusal is
+a schema fact the partner declared itself: a column missing from the table.
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .task import NumericFeature, TaskSpec
+from .task import CategoricalFeature, NumericFeature, TaskSpec
 
 
 class DataValidationError(ValueError):
-    """The table does not match the task's schema. Carries no data values."""
+    """The table does not have the task's columns. Carries no data values."""
 
     def __init__(self, column: str | None, problem: str) -> None:
         self.column = column
@@ -27,73 +30,62 @@ def input_dim(task: TaskSpec) -> int:
     return sum(1 if isinstance(f, NumericFeature) else len(f.categories) for f in task.features)
 
 
-def validate_table(df: pd.DataFrame, task: TaskSpec) -> None:
-    """Raise DataValidationError on the first problem; return None if the table fits."""
-    if len(df) == 0:
-        raise DataValidationError(None, "has no rows")
+def parameter_count(task: TaskSpec) -> int:
+    """The size of the task's registry model (shared/models.py), without building it:
+    a partner checks it against its policy before anything is allocated."""
+    widths = [input_dim(task), *task.model.hidden, len(task.target.classes)]
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:], strict=False))
+
+
+def encode(df: pd.DataFrame, task: TaskSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Table -> (features float32 [n, input_dim], labels int64 [n], labelled bool [n]).
+    Unlabelled rows (a missing or undeclared class) get label 0 and labelled False."""
     missing = [c for c in task.columns if c not in df.columns]
     if missing:
         raise DataValidationError(missing[0], "is missing from the table")
-    for feature in task.features:
-        column = df[feature.name]
-        if isinstance(feature, NumericFeature):
-            _check_numeric(column, feature)
-        else:
-            _codes(column, feature.name, feature.categories)
-    _codes(df[task.target.name], task.target.name, task.target.classes)
+    blocks = [_numeric(df[f.name], f)[:, None] if isinstance(f, NumericFeature)
+              else _one_hot(df[f.name], f) for f in task.features]
+    x = (np.concatenate(blocks, axis=1) if blocks else np.zeros((len(df), 0))).astype(np.float32)
+    codes = _codes(df[task.target.name], task.target.classes)
+    return x, np.maximum(codes, 0).astype(np.int64), codes >= 0
 
 
-def encode(df: pd.DataFrame, task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Validated table -> (features float32 [n, input_dim], labels int64 [n])."""
-    validate_table(df, task)
-    blocks: list[np.ndarray] = []
-    for feature in task.features:
-        column = df[feature.name]
-        if isinstance(feature, NumericFeature):
-            scaled = (column.to_numpy(dtype=np.float64) - feature.min) / (feature.max - feature.min)
-            blocks.append(scaled[:, None])
-        else:
-            codes = _codes(column, feature.name, feature.categories)
-            blocks.append(np.eye(len(feature.categories))[codes])
-    x = np.concatenate(blocks, axis=1).astype(np.float32)
-    y = _codes(df[task.target.name], task.target.name, task.target.classes).astype(np.int64)
-    return x, y
+def _numeric(column: pd.Series, feature: NumericFeature) -> np.ndarray:
+    """Scaled to [0, 1] by the declared range; values outside it clipped (±inf too)."""
+    if pd.api.types.is_bool_dtype(column):
+        column = column.astype(object)  # True and False are no numbers here: missing
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = np.where(np.isnan(values), feature.fill, values)
+    return (np.clip(values, feature.min, feature.max) - feature.min) / (feature.max - feature.min)
 
 
-def holdout_mask(n_rows: int, task: TaskSpec) -> np.ndarray:
-    """Deterministic local holdout: the same rows for every round, message and process."""
-    n_holdout = max(1, round(n_rows * task.holdout_fraction)) if n_rows > 1 else 0
-    order = np.random.default_rng(task.seed).permutation(n_rows)
-    mask = np.zeros(n_rows, dtype=bool)
-    mask[order[:n_holdout]] = True
-    return mask
+def _one_hot(column: pd.Series, feature: CategoricalFeature) -> np.ndarray:
+    codes = _codes(column, feature.categories)
+    out = np.zeros((len(codes), len(feature.categories)))
+    rows = np.flatnonzero(codes >= 0)
+    out[rows, codes[rows]] = 1.0
+    return out
 
 
-def _check_numeric(column: pd.Series, feature: NumericFeature) -> None:
-    if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
-        raise DataValidationError(feature.name, "must be numeric but holds non-numeric values")
-    if column.isna().any():
-        raise DataValidationError(feature.name, "has missing values (NaN)")
-    values = column.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise DataValidationError(feature.name, "has infinite values")
-    if values.min() < feature.min or values.max() > feature.max:
-        raise DataValidationError(
-            feature.name, f"has values outside the declared range [{feature.min}, {feature.max}]"
-        )
-
-
-def _codes(column: pd.Series, name: str, declared: list[str | int]) -> np.ndarray:
-    """Index of each value in the declared list; integer-coded columns match int categories."""
-    if column.isna().any():
-        raise DataValidationError(name, "has missing values (NaN)")
+def _codes(column: pd.Series, declared: list[str | int]) -> np.ndarray:
+    """Index of each value in the declared list, -1 if it is missing or undeclared;
+    integer-valued floats (CSV and Parquet store integer columns with gaps as floats)
+    match integer categories."""
     if pd.api.types.is_float_dtype(column):
-        if not np.equal(np.mod(column.to_numpy(), 1), 0).all():
-            raise DataValidationError(name, "is categorical but holds non-integer numbers")
-        column = column.astype(np.int64)
-    as_text = column.astype(str)
-    categories = pd.Index([str(c) for c in declared])
-    codes = categories.get_indexer(as_text)
-    if (codes < 0).any():
-        raise DataValidationError(name, "has values outside the declared categories")
-    return codes
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**62)
+        text = np.full(len(values), None, dtype=object)
+        text[whole] = values[whole].astype(np.int64).astype(str)
+    elif pd.api.types.is_integer_dtype(column) and not column.isna().any():
+        text = column.astype(str).to_numpy(dtype=object)
+    else:  # object columns may mix strings, integers and floats
+        text = np.array([_text(v) for v in column.to_numpy(dtype=object)], dtype=object)
+    return pd.Index([str(c) for c in declared]).get_indexer(pd.Series(text, dtype=object))
+
+
+def _text(value: object) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)

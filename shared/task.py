@@ -48,12 +48,14 @@ class _Strict(BaseModel):
 
 
 class NumericFeature(_Strict):
-    """A numeric column, scaled to [0, 1] by its declared range (never by the data's)."""
+    """A numeric column, clipped to its declared range and scaled by it (never by the
+    data's); a missing or non-numeric value takes `missing` (default: `min`)."""
 
     kind: Literal["numeric"] = "numeric"
     name: Name
     min: float
     max: float
+    missing: float | None = None
 
     @model_validator(mode="after")
     def _range(self) -> NumericFeature:
@@ -61,11 +63,18 @@ class NumericFeature(_Strict):
             raise ValueError(f"max must be greater than min ({self.min} .. {self.max})")
         if not math.isfinite(self.max - self.min):  # scaling divides by it
             raise ValueError("the range max - min must be a finite number")
+        if self.missing is not None and not self.min <= self.missing <= self.max:
+            raise ValueError("missing must lie in the declared range")
         return self
+
+    @property
+    def fill(self) -> float:
+        return self.min if self.missing is None else self.missing
 
 
 class CategoricalFeature(_Strict):
-    """A categorical column, one-hot encoded over its declared categories."""
+    """A categorical column, one-hot encoded over its declared categories; a missing or
+    undeclared value encodes as all zeros."""
 
     kind: Literal["categorical"]
     name: Name
@@ -144,8 +153,7 @@ class TaskSpec(_Strict):
     dp: DPSpec
     min_nodes: int = Field(ge=1, le=MAX_NODES)
     round_timeout: float = Field(gt=0, le=86400, description="seconds")
-    holdout_fraction: float = Field(default=0.2, gt=0, le=0.5)
-    seed: int = Field(default=0, ge=0, lt=2**32)
+    seed: int = Field(default=0, ge=0, lt=2**32, description="initial weights")
 
     @model_validator(mode="after")
     def _columns(self) -> TaskSpec:

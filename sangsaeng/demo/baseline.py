@@ -5,23 +5,19 @@ Only the demo can compute it, because only the demo holds every partner's file.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
-from sangsaeng.client.data import load_local_data
+from sangsaeng.client.data import LocalData
 from sangsaeng.shared.metrics import roc_auc
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 
 
-def pooled_holdout_auc(task: TaskSpec, data_paths: list[Path], model: nn.Module
-                       ) -> float | None:
+def pooled_holdout_auc(parts: list[LocalData], model: nn.Module) -> float | None:
     """The AUC of `model` on every partner's holdout rows pooled: only the demo holds them
     all (partners release DP loss and accuracy, not AUC)."""
-    parts = [load_local_data(path, task) for path in data_paths]
     model.eval()
     with torch.no_grad():
         x_hold = torch.from_numpy(np.concatenate([p.x_holdout for p in parts]))
@@ -29,10 +25,9 @@ def pooled_holdout_auc(task: TaskSpec, data_paths: list[Path], model: nn.Module
     return roc_auc(scores, np.concatenate([p.y_holdout for p in parts]))
 
 
-def centralized_auc(task: TaskSpec, data_paths: list[Path]) -> float | None:
+def centralized_auc(task: TaskSpec, parts: list[LocalData]) -> float | None:
     """Pool every partner's training split, train with plain SGD for as many epochs as the
     federated run does in total, and score the pooled holdouts (the same rows partners hold out)."""
-    parts = [load_local_data(path, task) for path in data_paths]
     x = torch.from_numpy(np.concatenate([p.x_train for p in parts]))
     y = torch.from_numpy(np.concatenate([p.y_train for p in parts]))
     model = build_model(task, seed=task.seed)
@@ -45,4 +40,4 @@ def centralized_auc(task: TaskSpec, data_paths: list[Path]) -> float | None:
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x[batch]), y[batch]).backward()
             optimizer.step()
-    return pooled_holdout_auc(task, data_paths, model)
+    return pooled_holdout_auc(parts, model)

@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sangsaeng.shared.rest.catalogue import DatasetEntry
+from sangsaeng.shared.task import TaskSpec
+
 CARAVAN_FILE = "ISLP/data/Caravan.csv"
 CARAVAN_SHA256 = "e89d49b6fb8fe02d76bb5bb80d8e0dab473bf9f6a72515e30c259f6d7da42269"
 INSTALL_HINT = "pip install --no-deps islp==0.6.0"
@@ -71,8 +74,28 @@ def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path
     return paths
 
 
+def write_schema(path: Path, task: TaskSpec, data_paths: list[Path]) -> Path:
+    """The dataset's catalogue entry with the task's columns: the schema the demo's
+    partners declare in their policies and the operator publishes."""
+    entry = DatasetEntry(name=task.dataset, features=task.features, target=task.target,
+                         partners=len(data_paths), rows=sum(map(public_rows, data_paths)),
+                         description="CoIL 2000 insurance customers (ISLP Caravan): 85 "
+                         "socio-demographic and product-ownership attributes; target: "
+                         "bought caravan insurance")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(entry.model_dump_json(indent=2))
+    return path
+
+
+def public_rows(data_path: Path) -> int:
+    """The size a partner publishes for its file: rounded to the nearest hundred."""
+    rows = len(pd.read_parquet(data_path) if data_path.suffix == ".parquet"
+               else pd.read_csv(data_path, usecols=[0]))
+    return max(100, round(rows / 100) * 100)
+
+
 def write_policy(path: Path, partner: str, dataset: str, data_path: Path, epsilon_cap: float,
-                 allowed_columns: list[str], delta: float = 1e-5) -> Path:
+                 schema: Path, rows: int, delta: float = 1e-5) -> Path:
     """A partner's policy file (see client/policy.py). JSON strings and arrays are valid
     TOML values, so json.dumps quotes them."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,13 +105,13 @@ ledger_dir = {json.dumps(str(path.parent / f"{partner}-ledger"))}
 
 [datasets.{dataset}]
 data_path = {json.dumps(str(data_path))}
+schema = {json.dumps(str(schema))}
+rows = {rows}
 epsilon_cap = {epsilon_cap}
 delta = {delta}
 min_noise_multiplier = 0.5
 max_sample_rate = 0.1
 max_rounds_per_run = 20
-allowed_columns = {json.dumps(allowed_columns)}
 allowed_models = ["logreg", "mlp"]
-min_rows = 500
 """)
     return path

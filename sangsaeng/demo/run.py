@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -28,6 +27,7 @@ from sangsaeng.audit.report import AuditReport, write_report
 from sangsaeng.audit.verify import LoadedLedger, Verification, verify
 from sangsaeng.audit.views import print_verification
 from sangsaeng.client.budget import DatasetBudget, dataset_budget
+from sangsaeng.client.data import partner_data
 from sangsaeng.client.ledger import export_ledger, init_ledger
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.server.accounts import Role, create_token
@@ -39,11 +39,11 @@ from sangsaeng.shared.models import load_model
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
 from sangsaeng.shared.signing import create_key, load_key, public_key_of
-from sangsaeng.shared.task import TaskSpec, load_task
+from sangsaeng.shared.task import load_task
 from sangsaeng.views import fmt, print_run, watch_run
 
 from .baseline import centralized_auc, pooled_holdout_auc
-from .data import caravan_columns, default_task_path, write_partitions, write_policy
+from .data import default_task_path, public_rows, write_partitions, write_policy, write_schema
 
 # partner -> its lifetime epsilon cap on the dataset (its policy, not the task's)
 PARTNERS = {"hanbit-bank": 10.0, "daehan-insurance": 10.0, "minjung-mutual": 6.0}
@@ -72,10 +72,14 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
     workdir = workdir.resolve()
     store_url = store_url or f"sqlite:///{workdir / 'sangsaeng.db'}"
     data_paths = write_partitions(list(PARTNERS), workdir / "partners")
-    allowed = caravan_columns()  # every column of the table, but not the customer id
+    # The dataset's schema, as the partners declare it in their policies and the operator
+    # publishes it in the catalogue (every column of the table but the customer id); kept
+    # for `sangsaeng admin dataset add` against a `sangsaeng server` of your own.
+    schema = write_schema(workdir / f"{task.dataset}.catalogue.json", task, data_paths)
+    entry = DatasetEntry.from_file(schema)
     partners = [
         PartnerNode(name, write_policy(workdir / "partners" / f"{name}.policy.toml", name,
-                                       task.dataset, path, cap, allowed))
+                                       task.dataset, path, cap, schema, public_rows(path)))
         for (name, cap), path in zip(PARTNERS.items(), data_paths, strict=True)
     ]
     for partner in partners:  # each partner's one-time set-up (kept across demo runs)
@@ -88,10 +92,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
                   f"δ={task.dp.delta:g})")
     with Coordinator(workdir, store_url) as coordinator:
         # The operator's part: publish the dataset's schema, give the startup a token.
-        entry = _catalogue_entry(task, data_paths)
         coordinator.store.catalogue.put(entry.name, entry.model_dump_json())
-        # kept for `sangsaeng admin dataset add` against a `sangsaeng server` of your own
-        (workdir / f"{entry.name}.catalogue.json").write_text(entry.model_dump_json(indent=2))
         token = create_token(coordinator.store, "demo", Role.STARTUP, DEMO_TENANT)
         for partner in partners:  # its key, made by the partner; registered by the operator
             coordinator.store.partners.put(partner.partner, _partner_key(partner))
@@ -124,11 +125,11 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         write_report(AuditReport(data=data, verification=verification), report_path)
     console.print("Centralized, non-private baseline (same model, pooled data)...")
     budgets = [dataset_budget(PartnerPolicy.load(p.policy_path), task.dataset) for p in partners]
-    model_auc = None
-    if model_path is not None:
-        model = load_model(task, model_path.read_bytes())
-        model_auc = pooled_holdout_auc(task, data_paths, model)
-    result = DemoResult(run, model_auc, centralized_auc(task, data_paths), model_path,
+    # the demo plays every partner: it may pool their rows, as no one else can
+    parts = [partner_data(p.policy_path, task) for p in partners]
+    model_auc = None if model_path is None else pooled_holdout_auc(
+        parts, load_model(task, model_path.read_bytes()))
+    result = DemoResult(run, model_auc, centralized_auc(task, parts), model_path,
                         store_url, budgets, verification, report_path)
     _print_summary(result, console)
     return result
@@ -151,16 +152,6 @@ def _export_ledgers(partners: list[PartnerNode], dataset: str, outdir: Path
         path.write_text(signed.model_dump_json(indent=1))
         exports.append(LoadedLedger(path.name, signed))
     return exports
-
-
-def _catalogue_entry(task: TaskSpec, data_paths: list[Path]) -> DatasetEntry:
-    rows = sum(len(pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p))
-               for p in data_paths)
-    return DatasetEntry(name=task.dataset, features=task.features, target=task.target,
-                        partners=len(data_paths), rows=rows,
-                        description="CoIL 2000 insurance customers (ISLP Caravan): 85 "
-                        "socio-demographic and product-ownership attributes; target: "
-                        "bought caravan insurance")
 
 
 def _stop(api: SangsaengApi, run_id: int) -> None:

@@ -26,11 +26,11 @@ import pytest
 
 from sangsaeng.api_client import SangsaengApi
 from sangsaeng.client import dp_sgd
-from sangsaeng.client.data import load_local_data
+from sangsaeng.client.data import partner_data
 from sangsaeng.client.evaluation import holdout_sums, loss_bound
 from sangsaeng.client.ledger import COMMIT, EVALUATE, RESERVE, Ledger
 from sangsaeng.client.policy import PartnerPolicy
-from sangsaeng.demo.data import write_partitions
+from sangsaeng.demo.data import public_rows, write_partitions
 from sangsaeng.server.db import Store
 from sangsaeng.server.db.tables import Run
 from sangsaeng.server.deployment.coordinator import Coordinator
@@ -74,8 +74,9 @@ def cli(*args: str, env: dict[str, str]) -> str:
 def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("e2e")
     paths = write_partitions([*GENEROUS, "frugal-bank"], workdir / "partners")
-    one_round = dp_sgd.plan(TASK, len(load_local_data(paths[2], TASK).y_train))
-    cap = (epsilon([one_round], TASK.dp.delta) + epsilon([one_round] * 2, TASK.dp.delta)) / 2
+    one_round = [dp_sgd.plan(TASK, round(public_rows(paths[2]) * 0.8)),
+                 gaussian(TASK.dp.evaluation_noise_multiplier)]
+    cap = (epsilon(one_round, TASK.dp.delta) + epsilon(one_round * 2, TASK.dp.delta)) / 2
     policies = [caravan_policy(workdir / "partners", n, p) for n, p in zip(GENEROUS, paths,
                                                                             strict=False)]
     policies.append(caravan_policy(workdir / "partners", "frugal-bank", paths[2], cap=cap))
@@ -186,8 +187,8 @@ def test_downloaded_model_is_the_one_the_noisy_metrics_describe(deployment: Depl
     assert weights == run.model and hashlib.sha256(weights).hexdigest() == run.model_sha256
     model = load_model(TASK, weights)
     exact = []
-    for path in deployment.paths[:2]:  # the partners that trained and evaluated
-        data = load_local_data(path, TASK)
+    for policy in deployment.policies[:2]:  # the partners that trained and evaluated
+        data = partner_data(policy, TASK)
         sums = holdout_sums(model, data.x_holdout, data.y_holdout, 2).tolist()
         exact.append((sums[0] * loss_bound(2) / sums[2], sums[1] / sums[2]))
     stored = run.rounds[-1].metrics

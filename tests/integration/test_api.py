@@ -155,7 +155,7 @@ def test_stop_a_running_run(api: Api) -> None:
     ({"features": [{"name": "MOSTYPE", "min": 1, "max": 41}]}, "features.0.kind",
      "column 'MOSTYPE' is categorical in dataset 'caravan'"),
     ({"target": {"name": "Purchase", "classes": ["No", "Maybe"]}}, "target.classes",
-     "must be the classes of dataset 'caravan': No, Yes"),
+     "must be the classes of dataset 'caravan', in order: No, Yes"),
     # issue 15, finding 8: stored, then a 500 on every later GET /runs
     ({"features": [{"name": "MAANTHUI", "min": float("-inf"), "max": 10}]},
      "features.0.numeric.min", "finite number"),

@@ -3,6 +3,9 @@ a caller sends, the served app answers as documented and never with a server err
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +20,7 @@ from sangsaeng.server.runs.states import OPEN
 
 from ..support.processes import flower_processes
 from ..support.records import api_stop, finished_run, register_caravan
+from ..support.tasks import task_with
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +72,47 @@ def test_api_answers_as_documented_and_never_fails(api_schema, served, path: str
                                excluded_checks=excluded)
 
     check()
+
+
+# Numbers JSON parsers accept beyond the standard: NaN and infinities (Python's json reads
+# them), an overflow to infinity, and an integer past every bound.
+BAD_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 40]
+NUMERIC_FIELDS = [("rounds",), ("local_epochs",), ("batch_size",), ("learning_rate",),
+                  ("min_nodes",), ("round_timeout",), ("seed",), ("dp", "max_grad_norm"),
+                  ("dp", "delta"), ("dp", "noise_multiplier"),
+                  ("dp", "evaluation_noise_multiplier"), ("features", 1, "min"),
+                  ("features", 1, "max"), ("features", 1, "missing"), ("model", "hidden", 0)]
+
+
+@pytest.mark.parametrize("field", NUMERIC_FIELDS, ids=lambda f: ".".join(map(str, f)))
+def test_non_finite_and_huge_numbers_are_refused_and_store_nothing(served, field) -> None:  # type: ignore[no-untyped-def]
+    """issue 15, finding 8: min/max = ±inf was accepted, then POST /runs answered 500 after
+    storing the run, and GET /runs was 500 for everyone from then on."""
+    coordinator, tokens = served
+    headers = {"Authorization": f"Bearer {tokens['startup']}",
+               "Content-Type": "application/json"}
+    task = task_with(model={"kind": "mlp", "hidden": [8]}).model_dump(mode="json")
+    before = len(coordinator.store.runs.list())
+    for bad in BAD_NUMBERS:
+        body = json.loads(json.dumps(task))
+        target = body
+        for key in field[:-1]:
+            target = target[key]
+        target[field[-1]] = "__BAD__"
+        text = json.dumps(body).replace('"__BAD__"', bad)
+        answer = httpx.post(f"{coordinator.api_url}/api/v1/runs", content=text,
+                            headers=headers, timeout=30)
+        assert answer.status_code == 422, (bad, answer.status_code, answer.text[:200])
+    assert len(coordinator.store.runs.list()) == before
+    listed = httpx.get(f"{coordinator.api_url}/api/v1/runs", headers=headers, timeout=30)
+    assert listed.status_code == 200
+
+
+def test_the_fuzzed_task_is_accepted_as_it_is(served) -> None:  # type: ignore[no-untyped-def]
+    """The control for the test above: its task, unchanged, is a valid run."""
+    coordinator, tokens = served
+    task = task_with(model={"kind": "mlp", "hidden": [8]})
+    answer = httpx.post(f"{coordinator.api_url}/api/v1/runs", content=task.to_json(),
+                        headers={"Authorization": f"Bearer {tokens['startup']}",
+                                 "Content-Type": "application/json"}, timeout=30)
+    assert answer.status_code == 201, answer.text[:300]

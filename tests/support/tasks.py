@@ -8,7 +8,7 @@ from typing import Any
 
 from sangsaeng.client.ledger import init_ledger
 from sangsaeng.client.policy import PartnerPolicy
-from sangsaeng.demo.data import caravan_columns, default_task_path, write_policy
+from sangsaeng.demo.data import default_task_path, public_rows, write_policy, write_schema
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.task import TaskSpec, load_task
 
@@ -36,12 +36,18 @@ def opacus_live_epsilon(history: list[Mechanism], delta: float) -> float:
     return float(accountant.get_epsilon(delta=delta))
 
 
+def caravan_schema(directory: Path) -> Path:
+    """The Caravan dataset's catalogue entry (every column but the id, as the demo task
+    declares them): the schema partners declare in their policies."""
+    return write_schema(directory / "caravan.catalogue.json", load_task(default_task_path()), [])
+
+
 def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0,
-                   ledger: bool = True) -> Path:
-    """A partner policy for the Caravan dataset that allows every column but the id, and
-    (with `ledger`) the dataset's ledger made as `sangsaeng client ledger init` does."""
+                   ledger: bool = True, rows: int | None = None) -> Path:
+    """A partner policy for the Caravan dataset declaring the demo's schema, and (with
+    `ledger`) the dataset's ledger made as `sangsaeng client ledger init` does."""
     path = write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
-                        cap, caravan_columns())
+                        cap, caravan_schema(directory), rows or public_rows(data_path))
     if ledger:
         init_ledger(PartnerPolicy.load(path), "caravan")
     return path

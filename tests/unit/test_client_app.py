@@ -10,7 +10,6 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from sangsaeng.client import client_app, dp_sgd
-from sangsaeng.client.data import load_local_data
 from sangsaeng.client.ledger import COMMIT, EVALUATE, RESERVE, Ledger, LedgerExists, init_ledger
 from sangsaeng.client.policy import PartnerPolicy, PolicyError
 from sangsaeng.demo.data import write_partitions
@@ -114,15 +113,28 @@ def test_a_failed_training_still_counts_and_says_nothing(
     with ledger_of(policy) as ledger:  # reserved, never committed: counted as spent
         [entry] = ledger.entries()
         assert entry.kind == RESERVE
-        assert entry.mechanism() == dp_sgd.plan(task, len(load_local_data(data_path,
-                                                                           task).y_train))
+        public = PartnerPolicy.load(policy).datasets["caravan"].public_train_rows
+        assert entry.mechanism() == dp_sgd.plan(task, public)
         assert ledger.spending(1e-5).lifetime > 0
 
 
 @pytest.mark.parametrize(("change", "reason"), [
     ({"dataset": "claims"}, "partner 'acme' holds no dataset 'claims'"),
     ({"features": [{"name": "customer_id", "min": 0, "max": 1e6}]},
-     "partner 'acme' refuses: columns not allowed by its policy: customer_id"),
+     "partner 'acme' refuses: columns not in its declared schema: customer_id"),
+    # issue 15, finding 3: a task must use exactly the declared ranges and categories
+    ({"features": [{"name": "MAANTHUI", "min": 1, "max": 11}]},
+     "partner 'acme' refuses: columns declared otherwise in its schema: MAANTHUI"),
+    ({"features": [{"kind": "categorical", "name": "MOSHOOFD", "categories": [1, 2, 3]}]},
+     "partner 'acme' refuses: columns declared otherwise in its schema: MOSHOOFD"),
+    ({"target": {"name": "Purchase", "classes": ["Yes", "No"]}},
+     "partner 'acme' refuses: columns declared otherwise in its schema: Purchase"),
+    # issue 15, finding 8: the policy bounds the work a task asks for
+    ({"model": {"kind": "mlp", "hidden": [4096, 4096]}},
+     "partner 'acme' refuses: the model's 17342466 parameters exceed its maximum of 1000000"),
+    ({"local_epochs": 11}, "partner 'acme' refuses: 11 local epochs exceed its maximum of 10"),
+    ({"dp": {"evaluation_noise_multiplier": 0.1}},
+     "partner 'acme' refuses: evaluation noise multiplier 0.1 is below its minimum 0.5"),
     ({"rounds": 21}, "partner 'acme' refuses: 21 rounds exceed its maximum of 20 per run"),
     ({"dp": {"noise_multiplier": 0.3}},
      "partner 'acme' refuses: noise multiplier 0.3 is below its minimum 0.5"),
@@ -193,14 +205,23 @@ def test_a_partner_at_its_cap_answers_no_evaluation(tmp_path: Path, data_path: P
     assert reply.has_error() and "evaluates only rounds it reserved" in (reply.error.reason or "")
 
 
-def test_bad_data_and_missing_policy_are_named(tmp_path: Path, data_path: Path) -> None:
-    task = task_with()
+def test_a_tiny_table_trains_and_a_missing_policy_is_named(tmp_path: Path,
+                                                           data_path: Path) -> None:
+    """issue 15, findings 3 and 5: "too few rows" answered before any budget was spent,
+    and q = 1/n in the report gave the exact count; both depend on the public size now."""
+    task = task_with(rounds=1, local_epochs=1, batch_size=1)
     tiny = tmp_path / "tiny.csv"
     tiny.write_text("\n".join(data_path.read_text().splitlines()[:30]) + "\n")  # 29 rows
-    reply = client_app.evaluate(message(task, MessageType.EVALUATE),
-                                context(task, caravan_policy(tmp_path, "tiny", tiny)))
-    assert reply.error.reason == ("table: has too few rows for a holdout of at least 10 rows "
-                                  "and a training split")
+    replies = [client_app.train(message(task, MessageType.TRAIN), context(
+        task, caravan_policy(tmp_path / name, name, path))) for name, path in (
+            ("tiny", tiny), ("full", data_path))]
+    reports = [PrivacyReport.model_validate(dict(r.content.config_records[PRIVACY]))
+               for r in replies]
+    # the tiny table's report is the one its public size (100 rows) plans: no trace of 29
+    assert (reports[0].sample_rate, reports[0].steps) == (1 / 80, 80)
+    full = PartnerPolicy.load(tmp_path / "full" / "full.policy.toml").datasets["caravan"]
+    assert reports[1].sample_rate == 1 / full.public_train_rows
+    assert replies[0].content.metric_records["metrics"]["num-examples"] == 80
     reply = client_app.train(message(task, MessageType.TRAIN), context(task, tmp_path / "no.toml"))
     assert reply.error.reason == "the policy file named in node_config 'policy' does not exist"
 
@@ -251,7 +272,11 @@ def test_one_data_file_has_one_budget(tmp_path: Path, data_path: Path) -> None:
                                           "data file: one data file has one budget"):
         PartnerPolicy.load(policy_path)
     # renamed in the policy: the old ledger still holds the file's budget
-    policy_path.write_text(text.replace("[datasets.caravan]", "[datasets.renamed]"))
+    renamed_schema = tmp_path / "renamed.json"
+    renamed_schema.write_text((tmp_path / "caravan.catalogue.json").read_text().replace(
+        '"name": "caravan"', '"name": "renamed"'))
+    policy_path.write_text(text.replace("[datasets.caravan]", "[datasets.renamed]").replace(
+        str(tmp_path / "caravan.catalogue.json"), str(renamed_schema)))
     with pytest.raises(LedgerExists, match="already has its budget in .*caravan.ledger.sqlite"):
         init_ledger(PartnerPolicy.load(policy_path), "renamed")
     # and a ledger moved to another dataset's name is refused, not trusted

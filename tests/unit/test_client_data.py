@@ -7,11 +7,14 @@ import pytest
 
 from sangsaeng.client.data import load_local_data, read_table
 from sangsaeng.shared.preprocess import DataValidationError
+from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.task import TaskSpec
 
-ROWS = pd.DataFrame({"age": [20, 30, 40, 50, 60] * 20, "income": [1e3] * 100,
-                     "region": ["north", "south", "3", "north", "south"] * 20,
-                     "churn": ["no", "yes"] * 50})
+ROWS = pd.DataFrame({"id": range(1000), "age": [20, 30, 40, 50, 60] * 200,
+                     "income": [1e3] * 1000,
+                     "region": ["north", "south", "3", "north", "south"] * 200,
+                     "churn": ["no", "yes"] * 500})
+KEY = "5e" * 16
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".CSV"])
@@ -21,18 +24,19 @@ def test_reads_csv_and_parquet(tmp_path: Path, suffix: str, small_task: TaskSpec
         ROWS.to_csv(path, index=False)
     else:
         ROWS.to_parquet(path, index=False)
-    data = load_local_data(path, small_task)
-    assert len(data.y_train) + len(data.y_holdout) == 100 and len(data.y_holdout) == 20
+    data = load_local_data(path, small_task, KEY, 0.2)
+    assert len(data.y_train) + len(data.y_holdout) == 1000
+    assert 150 < len(data.y_holdout) < 250  # each row independently, with probability 0.2
     assert data.x_train.shape[1] == 5
 
 
-def test_too_small_for_a_holdout(tmp_path: Path, small_task: TaskSpec) -> None:
+def test_a_tiny_table_is_no_reason_to_refuse(tmp_path: Path, small_task: TaskSpec) -> None:
+    """issue 15, finding 3: "too few rows for a holdout" answered before any budget was
+    spent; bisecting the task's holdout fraction gave the exact row count."""
     path = tmp_path / "t.csv"
-    ROWS.iloc[:49].to_csv(path, index=False)  # 49 * 0.2 -> a holdout of 10 rows is fine
-    load_local_data(path, small_task)
-    ROWS.iloc[:47].to_csv(path, index=False)  # 47 * 0.2 -> 9 rows: too few
-    with pytest.raises(DataValidationError, match="too few rows for a holdout of at least 10"):
-        load_local_data(path, small_task)
+    ROWS.iloc[:3].to_csv(path, index=False)
+    data = load_local_data(path, small_task, KEY, 0.2)
+    assert len(data.y_train) + len(data.y_holdout) == 3
 
 
 def test_file_problems_are_reported_without_content(tmp_path: Path) -> None:
@@ -53,8 +57,12 @@ def test_policy_files(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text('partner = "acme"\nledger_dir = "l"\n[datasets.d]\ndata_path = "d.csv"\n'
                     'epsilon_cap = 4\ndelta = 1e-5\nmin_noise_multiplier = 0.8\n'
-                    'max_sample_rate = 0.1\nmax_rounds_per_run = 5\nallowed_columns = ["a"]\n'
-                    'allowed_models = ["logreg"]\nmin_rows = 10\n')
+                    'max_sample_rate = 0.1\nmax_rounds_per_run = 5\nschema = "d.json"\n'
+                    'rows = 500\nallowed_models = ["logreg"]\n')
+    (tmp_path / "d.json").write_text(DatasetEntry(
+        name="d", features=[{"name": "a", "min": 0, "max": 1}],  # type: ignore[list-item]
+        target={"name": "t", "classes": [0, 1]}, partners=1, rows=500  # type: ignore[arg-type]
+    ).model_dump_json())
     policy = PartnerPolicy.load(path)
     assert policy.ledger_path("d") == tmp_path / "l" / "d.ledger.sqlite"
     assert policy.datasets["d"].data_path == tmp_path / "d.csv"
