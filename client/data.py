@@ -4,16 +4,18 @@ holdout rows by a secret only the partner holds."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sangsaeng.shared.preprocess import DataValidationError, encode
+from sangsaeng.shared.preprocess import DataValidationError, as_text, encode
 from sangsaeng.shared.task import TaskSpec
 
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -24,25 +26,38 @@ class LocalData:
     y_holdout: np.ndarray
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    # Every cell as its text; a byte that is not UTF-8 becomes U+FFFD and a line with more
+    # fields than the header is left out: one bad record never stops the whole dataset.
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                       encoding_errors="replace", on_bad_lines="skip")
+
+
+READERS = {".csv": _read_csv, ".parquet": pd.read_parquet}
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read the whole table. Errors say what is wrong with the file, not what is in it."""
+    """Read the whole table, every cell as its own text (shared/preprocess.py says why).
+    Errors say what is wrong with the file, never what is in it."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise DataValidationError(None, f"data file must be .csv or .parquet, not '{path.suffix}'")
     if not path.is_file():
         raise DataValidationError(None, "data file does not exist")
     try:
-        return reader(path)
-    except Exception as err:  # parser errors may quote file content: report only the kind
-        kind = type(err).__name__
-        raise DataValidationError(None, f"data file cannot be read ({kind})") from None
+        table = reader(path)
+    except Exception:  # neither the parser's message nor its kind: both describe content
+        log.exception("data file cannot be read")
+        raise DataValidationError(None, "data file cannot be read") from None
+    return table.apply(as_text)
 
 
 def holdout_rows(table: pd.DataFrame, key: str, fraction: float) -> np.ndarray:
     """Which rows are held out: each row by a keyed hash of its whole content, so the
     split is the same in every round, run and process, no task field can choose it, and
     adding or removing one row moves no other (each row's place is its own)."""
-    content = pd.util.hash_pandas_object(table, index=False).to_numpy(dtype=np.uint64)
+    content = pd.util.hash_pandas_object(table.apply(as_text), index=False).to_numpy(
+        dtype=np.uint64)
     secret = bytes.fromhex(key)
     keyed = np.fromiter(
         (int.from_bytes(hashlib.blake2b(int(h).to_bytes(8, "little"), key=secret,

@@ -135,6 +135,10 @@ def run_task(address: str, token: str, expected: str, refused: str | None) -> in
         # The FAB's bytes as the SuperNode stored them (it checks they match their hash).
         message, context, _, fab = pull_task_input(client)
         refused = refused or refusal(fab.content, expected)
+        if refused is None and message.metadata.run_id != context.run_id:
+            # Flower keeps one context per run *series*, overwritten by its newest run: a
+            # coordinator could have one run's messages handled as another run's
+            refused = "message refused by partner: it is not of the run its context is for"
         if refused is not None:
             log.error("%s", refused)
             reply = Message(Error(code=ErrorCode.INVALID_FAB, reason=refused), reply_to=message)

@@ -6,6 +6,11 @@ decides whether a partner answers: out-of-range numbers are clipped to the decla
 missing or non-numeric ones take the declared fill value, undeclared or missing categories
 encode as all zeros, and a row without a declared label takes no part. The one refusal is
 a schema fact the partner declared itself: a column missing from the table.
+
+Every cell is read from its own text, never through the column's dtype: pandas infers a
+column's dtype from all its values, so one row (a blank in an integer column, a word in a
+boolean one) would otherwise change how every other row of the column encodes — and DP's
+bound on one record's influence would not hold.
 """
 
 from __future__ import annotations
@@ -50,11 +55,30 @@ def encode(df: pd.DataFrame, task: TaskSpec) -> tuple[np.ndarray, np.ndarray, np
     return x, np.maximum(codes, 0).astype(np.int64), codes >= 0
 
 
+def as_text(column: pd.Series) -> pd.Series:
+    """Each cell's own text: '' for a missing one, str() of any other value."""
+    if pd.api.types.infer_dtype(column, skipna=False) == "string":
+        return column  # already text (a CSV read as text)
+    return column.map(_cell_text).astype(object)
+
+
+def _cell_text(value: object) -> str:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return ""
+    return str(value)
+
+
+def _numbers(text: pd.Series) -> np.ndarray:
+    """Each cell's text as a number, NaN where it is none (an empty cell, 'True', 'abc')."""
+    return pd.to_numeric(text.str.strip(), errors="coerce").to_numpy(dtype=np.float64,
+                                                                     na_value=np.nan)
+
+
 def _numeric(column: pd.Series, feature: NumericFeature) -> np.ndarray:
     """Scaled to [0, 1] by the declared range; values outside it clipped (±inf too)."""
-    if pd.api.types.is_bool_dtype(column):
-        column = column.astype(object)  # True and False are no numbers here: missing
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = _numbers(as_text(column))
     values = np.where(np.isnan(values), feature.fill, values)
     return (np.clip(values, feature.min, feature.max) - feature.min) / (feature.max - feature.min)
 
@@ -68,24 +92,12 @@ def _one_hot(column: pd.Series, feature: CategoricalFeature) -> np.ndarray:
 
 
 def _codes(column: pd.Series, declared: list[str | int]) -> np.ndarray:
-    """Index of each value in the declared list, -1 if it is missing or undeclared;
-    integer-valued floats (CSV and Parquet store integer columns with gaps as floats)
-    match integer categories."""
-    if pd.api.types.is_float_dtype(column):
-        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        whole = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**62)
-        text = np.full(len(values), None, dtype=object)
-        text[whole] = values[whole].astype(np.int64).astype(str)
-    elif pd.api.types.is_integer_dtype(column) and not column.isna().any():
-        text = column.astype(str).to_numpy(dtype=object)
-    else:  # object columns may mix strings, integers and floats
-        text = np.array([_text(v) for v in column.to_numpy(dtype=object)], dtype=object)
-    return pd.Index([str(c) for c in declared]).get_indexer(pd.Series(text, dtype=object))
-
-
-def _text(value: object) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+    """Index of each cell in the declared list, -1 if it is empty or undeclared; a cell
+    whose text is a whole number ('3', '3.0') matches the integer category 3."""
+    text = as_text(column)
+    numbers = _numbers(text)
+    whole = np.isfinite(numbers) & (np.floor(numbers) == numbers) & (np.abs(numbers) < 2**62)
+    keys = text.to_numpy(dtype=object).copy()
+    keys[whole] = numbers[whole].astype(np.int64).astype(str)
+    keys[text.to_numpy(dtype=object) == ""] = None
+    return pd.Index([str(c) for c in declared]).get_indexer(pd.Series(keys, dtype=object))

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from sangsaeng.client.data import load_local_data, read_table
-from sangsaeng.shared.preprocess import DataValidationError
+from sangsaeng.client.data import holdout_rows, load_local_data, read_table
+from sangsaeng.shared.preprocess import DataValidationError, encode
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.task import TaskSpec
 
@@ -46,7 +47,7 @@ def test_file_problems_are_reported_without_content(tmp_path: Path) -> None:
         read_table(tmp_path / "missing.csv")
     corrupt = tmp_path / "t.parquet"
     corrupt.write_bytes(b"secret-row,1,2\n")
-    with pytest.raises(DataValidationError, match=r"cannot be read \(") as err:
+    with pytest.raises(DataValidationError, match=r"^table: data file cannot be read$") as err:
         read_table(corrupt)
     assert "secret" not in str(err.value)
 
@@ -81,3 +82,36 @@ def test_policy_files(tmp_path: Path) -> None:
     assert str(refused.value) == "the policy file is not valid TOML (line 2, column 29)"
     with pytest.raises(PolicyError, match="has no 'policy'"):
         PartnerPolicy.from_node_config({})
+
+
+def _neighbours(tmp_path: Path, extra: str) -> tuple[Path, Path]:
+    """A CSV file, and the same file with one more record."""
+    lines = ["age,income,region,churn,id"] + [
+        f"{20 + i % 60},{1000 * (i % 7)},{['north', 'south', '3'][i % 3]},"
+        f"{['no', 'yes'][i % 2]},{i}" for i in range(600)]
+    small, large = tmp_path / "small.csv", tmp_path / "large.csv"
+    small.write_text("\n".join(lines) + "\n")
+    large.write_text("\n".join([*lines, extra]) + "\n")
+    return small, large
+
+
+@pytest.mark.parametrize("extra", [
+    ",,,no,600",  # blanks: pandas would read age and income as floats
+    "abc,True,3.0,no,600",  # a word and a boolean
+    "20,1000,north,no,600\xe9",  # not UTF-8 (written as latin-1 below)
+    "20,1000,north,no,600,surplus",  # a field too many
+])
+def test_one_record_changes_no_other_rows_encoding_or_split(tmp_path: Path, extra: str,
+                                                            small_task: TaskSpec) -> None:
+    """Review of issue 15: pandas infers a column's dtype from every value, so one added
+    record moved 563 of 1,900 other rows between training and holdout, and re-encoded
+    whole columns; a record with a bad byte stopped the dataset with a named error."""
+    small, large = _neighbours(tmp_path, "")
+    large.write_bytes(small.read_bytes() + extra.encode("latin-1") + b"\n")
+    a, b = read_table(small), read_table(large)
+    assert len(b) in (600, 601)  # the line with a field too many is left out
+    np.testing.assert_array_equal(holdout_rows(a, KEY, 0.2), holdout_rows(b, KEY, 0.2)[:600])
+    x_a, y_a, _ = encode(a, small_task)
+    x_b, y_b, _ = encode(b, small_task)
+    np.testing.assert_array_equal(x_a, x_b[:600])
+    np.testing.assert_array_equal(y_a, y_b[:600])
