@@ -7,29 +7,19 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .runs import RunHeader
+from .runs import PartnerPrivacy, RunHeader
 
 LOG_PAGE = 1000  # the most audit log entries one request gets
 
 
-class AuditRecord(BaseModel):
+class AuditRecord(PartnerPrivacy):
     """One partner's report of one round: the mechanism it ran and the ε it claims."""
 
-    model_config = ConfigDict(from_attributes=True)
-
     round: int
-    partner: str
     node_id: str
-    dataset: str
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
-    evaluation_noise_multiplier: float = Field(description="the round's evaluation release")
-    delta: float
     epsilon: float = Field(description="claimed: this run, up to this round")
     lifetime_epsilon: float = Field(description="claimed: every run on the dataset, up to "
                                                 "ledger entry `ledger_seq`")
-    epsilon_cap: float
     ledger_seq: int = Field(description="the partner ledger's commit entry for this update")
     ledger_hash: str
     recorded_at: dt.datetime
