@@ -26,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, computed_field
 
-from sangsaeng.shared.accounting import Mechanism, gaussian
+from sangsaeng.shared.accounting import Mechanism, round_mechanisms
 from sangsaeng.shared.hash_chain import first_break
 from sangsaeng.shared.ledger_format import (
     COMMIT,
@@ -407,8 +407,8 @@ def _why(difference: float, source: str, ledger_given: bool) -> str:
 
 def _mechanisms(r: AuditRecord) -> list[Mechanism]:
     """A reported round's training and its evaluation release."""
-    return [Mechanism(noise_multiplier=r.noise_multiplier, sample_rate=r.sample_rate,
-                      steps=r.steps), gaussian(r.evaluation_noise_multiplier)]
+    return round_mechanisms(r.noise_multiplier, r.sample_rate, r.steps,
+                            r.evaluation_noise_multiplier)
 
 
 # --- 3. audit log ---------------------------------------------------------------------------

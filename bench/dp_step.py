@@ -38,14 +38,14 @@ Step = Callable[[], None]
 def models() -> dict[str, Callable[[], nn.Module]]:
     """The registry's models (shared/models.py), as a task would name them."""
     from sangsaeng.demo.data import default_task_path
-    from sangsaeng.shared.models import REGISTRY, build_model
+    from sangsaeng.shared.models import build_model, classifier_head
     from sangsaeng.shared.preprocess import input_dim
     from sangsaeng.shared.task import ModelSpec, load_task
 
     demo = load_task(default_task_path())
     return {
-        "logreg 100→2": lambda: REGISTRY["logreg"](ModelSpec(kind="logreg"), 100, 2),
-        "mlp 100→256→256→2": lambda: REGISTRY["mlp"](ModelSpec(kind="mlp", hidden=[256, 256]),
+        "logreg 100→2": lambda: classifier_head(ModelSpec(kind="logreg"), 100, 2),
+        "mlp 100→256→256→2": lambda: classifier_head(ModelSpec(kind="mlp", hidden=[256, 256]),
                                                      100, 2),
         f"demo mlp {input_dim(demo)}→16→2": lambda: build_model(demo, seed=0),
     }

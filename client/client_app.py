@@ -10,6 +10,7 @@ quote data; any other exception leaves only as its type name (details stay in lo
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import cast
@@ -29,13 +30,14 @@ from flwr.common.constant import ErrorCode
 
 from sangsaeng.shared import wire
 from sangsaeng.shared.accounting import Mechanism, PrivacyReport
-from sangsaeng.shared.models import build_model
+from sangsaeng.shared.models import WeightsMismatch, build_model, check_fits, to_safetensors
 from sangsaeng.shared.preprocess import DataValidationError
 from sangsaeng.shared.task import TaskSpec, TaskSpecError
+from sangsaeng.shared.wire import BASE_ROUND
 
 from . import dp_sgd, evaluation
 from .data import LocalData, load_local_data
-from .ledger import Ledger, LedgerMismatch, LedgerMissing, open_ledger
+from .ledger import Entry, Ledger, LedgerMismatch, LedgerMissing, open_ledger
 from .policy import (
     DatasetPolicy,
     PartnerPolicy,
@@ -85,37 +87,52 @@ def train(msg: Message, context: Context) -> Message:
     task, policy, rules, data = _setup(context)
     planned = _plan(task, rules.public_train_rows, context)
     check_mechanism(policy, rules, planned)
-    model = _global_model(msg, task, policy)
-    run_id = str(context.run_id)
+    round_ = _server_round(msg)
+    if round_ == BASE_ROUND:
+        raise TaskRefused(f"partner '{policy.partner}' trains rounds from 1 on; round "
+                          f"{BASE_ROUND} is the base model's evaluation")
+    model = _global_model(msg, task, policy, base=round_ == 1)
     with _ledger(policy, task.dataset) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
-        reserve = ledger.reserve(
-            run_id=run_id, round_=_server_round(msg), planned=planned,
-            evaluation=task.dp.evaluation_noise_multiplier, run_rounds=task.rounds,
-            delta=rules.delta, cap=rules.epsilon_cap, task_sha256=task.sha256(),
-            partner=policy.partner,
-            plan_seconds=min(_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout,
-                             rules.max_promise_seconds))
+        reserve = _reserve(ledger, task, policy, rules, context, round_, planned)
         dp_sgd.train(model, data.x_train, data.y_train, task, planned)
         commit = ledger.commit(reserve)  # the update goes to Flower for sending right after
-        # recomputed by the accountant from the ledger's history up to this commit (a
-        # concurrent run's later reserve is not in it): auditors recompute exactly these
-        spent = ledger.spending(rules.delta, upto=commit.seq)
-        report = PrivacyReport(
-            partner=policy.partner, dataset=task.dataset,
-            noise_multiplier=planned.noise_multiplier, sample_rate=planned.sample_rate,
-            steps=planned.steps, delta=rules.delta,
-            evaluation_noise_multiplier=task.dp.evaluation_noise_multiplier,
-            epsilon=spent.runs[run_id], lifetime_epsilon=spent.lifetime,
-            epsilon_cap=rules.epsilon_cap,
-            ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger
-        )
+        report = _report(ledger, task, policy, rules, context, reserve, commit)
     return Message(RecordDict({
         wire.ARRAYS: ArrayRecord(model.state_dict()),
         # the FedAvg weight: the public size, never the exact count
         wire.METRICS: MetricRecord({wire.NUM_EXAMPLES: rules.public_train_rows}),
         wire.PRIVACY: ConfigRecord(report.model_dump()),
     }), reply_to=msg)
+
+
+def _reserve(ledger: Ledger, task: TaskSpec, policy: PartnerPolicy, rules: DatasetPolicy,
+             context: Context, round_: int, planned: Mechanism) -> Entry:
+    return ledger.reserve(
+        run_id=str(context.run_id), round_=round_, planned=planned,
+        evaluation=task.dp.evaluation_noise_multiplier, run_rounds=task.rounds,
+        delta=rules.delta, cap=rules.epsilon_cap, task_sha256=task.sha256(),
+        partner=policy.partner,
+        plan_seconds=min(_PLAN_ROUNDS_OF_TIMEOUT * task.round_timeout,
+                         rules.max_promise_seconds))
+
+
+def _report(ledger: Ledger, task: TaskSpec, policy: PartnerPolicy, rules: DatasetPolicy,
+            context: Context, reserve: Entry, commit: Entry) -> PrivacyReport:
+    """The privacy report of a committed reserve. Epsilon is recomputed by the accountant
+    from the ledger's history up to this commit (a concurrent run's later reserve is not
+    in it): auditors recompute exactly these."""
+    spent = ledger.spending(rules.delta, upto=commit.seq)
+    training = reserve.mechanism()
+    return PrivacyReport(
+        partner=policy.partner, dataset=task.dataset,
+        noise_multiplier=training.noise_multiplier, sample_rate=training.sample_rate,
+        steps=training.steps, delta=rules.delta,
+        evaluation_noise_multiplier=task.dp.evaluation_noise_multiplier,
+        epsilon=spent.runs[str(context.run_id)], lifetime_epsilon=spent.lifetime,
+        epsilon_cap=rules.epsilon_cap,
+        ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger
+    )
 
 
 def _plan(task: TaskSpec, n_train: int, context: Context) -> Mechanism:
@@ -134,22 +151,39 @@ def _plan(task: TaskSpec, n_train: int, context: Context) -> Mechanism:
 @app.evaluate()
 @_errors_as_replies
 def evaluate(msg: Message, context: Context) -> Message:
-    """The holdout metrics of the weights the message carries, as the Gaussian release the
-    round reserved with its training: once per reserved round, recorded in the ledger
-    before it leaves (a partner that did not reserve the round answers nothing)."""
-    task, policy, _, data = _setup(context)
-    model = _global_model(msg, task, policy)
+    """The holdout metrics of the weights the message carries, as a Gaussian release:
+    for a training round, the one reserved with it, once (a partner that did not reserve
+    the round answers nothing); for round 0, the base model's evaluation before training,
+    reserved here with the whole run's plan. Recorded in the ledger before it leaves."""
+    task, policy, rules, data = _setup(context)
+    round_ = _server_round(msg)
+    base = round_ == BASE_ROUND
+    if base and task.base_model is None:
+        raise TaskRefused(f"partner '{policy.partner}' evaluates a base model only for a "
+                          "task that names one")
+    model = _global_model(msg, task, policy, base=base)
+    report = None
     with _ledger(policy, task.dataset) as ledger:
-        reserve = ledger.evaluate(run_id=str(context.run_id), round_=_server_round(msg),
+        if base:
+            planned = _plan(task, rules.public_train_rows, context)
+            check_mechanism(policy, rules, planned)
+            reserve = _reserve(ledger, task, policy, rules, context, round_, planned)
+        reserve = ledger.evaluate(run_id=str(context.run_id), round_=round_,
                                   partner=policy.partner)
-    assert reserve.evaluation_noise_multiplier is not None  # ledger.evaluate guarantees it
-    n_classes = len(task.target.classes)
-    released = evaluation.release(
-        evaluation.holdout_sums(model, data.x_holdout, data.y_holdout, n_classes), n_classes,
-        reserve.evaluation_noise_multiplier)
-    return Message(RecordDict({wire.METRICS: MetricRecord({
+        assert reserve.evaluation_noise_multiplier is not None  # ledger.evaluate checks it
+        n_classes = len(task.target.classes)
+        released = evaluation.release(
+            evaluation.holdout_sums(model, data.x_holdout, data.y_holdout, n_classes),
+            n_classes, reserve.evaluation_noise_multiplier)
+        if base:  # its own reserve: committed and reported like a training round's
+            report = _report(ledger, task, policy, rules, context, reserve,
+                             ledger.commit(reserve))
+    records = RecordDict({wire.METRICS: MetricRecord({
         wire.NUM_EXAMPLES: round(released["count"]),
-        "loss": released["loss"], "accuracy": released["accuracy"]})}), reply_to=msg)
+        "loss": released["loss"], "accuracy": released["accuracy"]})})
+    if report is not None:
+        records[wire.PRIVACY] = ConfigRecord(report.model_dump())
+    return Message(records, reply_to=msg)
 
 
 def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, LocalData]:
@@ -161,7 +195,7 @@ def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, Lo
     with _ledger(policy, task.dataset) as ledger:
         key = ledger.identity().holdout_key
     return task, policy, rules, load_local_data(rules.data_path, task, key,
-                                                rules.holdout_fraction)
+                                                rules.holdout_fraction, policy.cache_path())
 
 
 def _ledger(policy: PartnerPolicy, dataset: str) -> Ledger:
@@ -182,13 +216,22 @@ def _server_round(msg: Message) -> int:
     return int(cast(int, msg.content.config_records[wire.CONFIG][wire.SERVER_ROUND]))
 
 
-def _global_model(msg: Message, task: TaskSpec, policy: PartnerPolicy) -> torch.nn.Module:
-    """The model the message carries. Non-finite weights are refused: they defeat clipping
-    (a NaN passes every comparison) and nothing honest sends them."""
+def _global_model(msg: Message, task: TaskSpec, policy: PartnerPolicy, base: bool
+                  ) -> torch.nn.Module:
+    """The model the message carries, if it fits the task's architecture. Non-finite
+    weights are refused: they defeat clipping (a NaN passes every comparison) and nothing
+    honest sends them. With `base` (round 0 and round 1 of a task that names a base
+    model), the weights must be that base model, which the policy accepted."""
     state = msg.content.array_records[wire.ARRAYS].to_torch_state_dict()
-    if not all(bool(torch.isfinite(tensor).all()) for tensor in state.values()):
-        raise TaskRefused(f"partner '{policy.partner}' refuses: the model it was sent has "
-                          "non-finite weights")
+    try:
+        check_fits(task, state)
+    except WeightsMismatch as err:
+        raise TaskRefused(f"partner '{policy.partner}' refuses the model it was sent: "
+                          f"{err}") from None
+    if base and task.base_model is not None:
+        if hashlib.sha256(to_safetensors(state)).hexdigest() != task.base_model:
+            raise TaskRefused(f"partner '{policy.partner}' refuses: the model it was sent "
+                              "is not the task's base model")
     model = build_model(task)
     model.load_state_dict(state)
     return model

@@ -1,22 +1,28 @@
 """Load a partner's table (CSV or Parquet), encode it by the task's schema, and split the
-holdout rows by a secret only the partner holds."""
+holdout rows by a secret only the partner holds. A text column's encoder outputs are
+computed once and kept in the partner's cache folder (they never leave it)."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sangsaeng.shared.preprocess import DataValidationError, as_text, encode
-from sangsaeng.shared.task import TaskSpec
+from sangsaeng.shared.preprocess import (
+    DataValidationError,
+    TextInputs,
+    as_text,
+    encode,
+    text_inputs,
+)
+from sangsaeng.shared.task import TaskSpec, TextFeature
 
 log = logging.getLogger(__name__)
-
-
 
 @dataclass(frozen=True)
 class LocalData:
@@ -66,10 +72,51 @@ def holdout_rows(table: pd.DataFrame, key: str, fraction: float) -> np.ndarray:
     return keyed < fraction * 2.0**64
 
 
+def cached_text_inputs(cache_dir: Path) -> TextInputs:
+    """text_inputs, kept in `cache_dir` under the digest of the encoder settings and of
+    the column's texts: computed on the first round that needs them (seconds to minutes:
+    the encoder runs over every row), read back on every later one. Writing an entry
+    removes the older ones of the same settings, so a changed data file leaves no copy of
+    its old rows' states behind."""
+
+    def cached(task: TaskSpec, feature: TextFeature, texts: list[str]) -> np.ndarray:
+        model = task.model
+        settings = hashlib.sha256(model.model_dump_json(
+            include={"encoder", "mode", "max_tokens", "adapter_layers"}).encode()
+            + feature.name.encode()).hexdigest()[:16]
+        content = hashlib.sha256()
+        for text in texts:
+            data = text.encode("utf-8", "surrogatepass")
+            content.update(len(data).to_bytes(8, "little") + data)
+        path = cache_dir / f"{settings}-{content.hexdigest()[:32]}.npy"
+        if path.is_file():
+            return np.load(path, allow_pickle=False)
+        log.info("computing %s inputs of a text column for %d rows (cached afterwards)",
+                 model.encoder, len(texts))
+        block = text_inputs(task, feature, texts, progress=_log_progress)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        with partial.open("wb") as f:
+            np.save(f, block, allow_pickle=False)
+        os.replace(partial, path)
+        for old in cache_dir.glob(f"{settings}-*.npy"):
+            if old != path:
+                old.unlink(missing_ok=True)
+        return block
+
+    return cached
+
+
+def _log_progress(done: int, total: int) -> None:
+    if done == total or (done // 64) % 10 == 0:  # about every 640 rows (64 a batch)
+        log.info("encoded %d of %d rows", done, total)
+
+
 def load_local_data(path: Path, task: TaskSpec, holdout_key: str,
-                    holdout_fraction: float) -> LocalData:
+                    holdout_fraction: float, cache_dir: Path | None = None) -> LocalData:
     table = read_table(path)
-    x, y, labelled = encode(table, task)
+    text = text_inputs if cache_dir is None else cached_text_inputs(cache_dir)
+    x, y, labelled = encode(table, task, text)
     holdout = holdout_rows(table, holdout_key, holdout_fraction)
     train, held = labelled & ~holdout, labelled & holdout
     return LocalData(x[train], y[train], x[held], y[held])
@@ -85,4 +132,5 @@ def partner_data(policy_path: Path, task: TaskSpec) -> LocalData:
     rules = policy.dataset(task.dataset)
     with open_ledger(policy, task.dataset) as ledger:
         key = ledger.identity().holdout_key
-    return load_local_data(rules.data_path, task, key, rules.holdout_fraction)
+    return load_local_data(rules.data_path, task, key, rules.holdout_fraction,
+                           policy.cache_path())

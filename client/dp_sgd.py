@@ -1,4 +1,5 @@
-"""Local DP-SGD: Poisson sampling, per-sample clipping, Gaussian noise (client/ghost_step.py)."""
+"""Local DP-SGD: Poisson sampling, per-sample clipping, Gaussian noise (client/ghost_step.py,
+client/per_sample_step.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sangsaeng.shared.accounting import Mechanism, gaussian, noise_for_target
 from sangsaeng.shared.task import TaskSpec
 
 from .ghost_step import GhostDPSGD, PoissonSampler
+from .per_sample_step import PerSampleDPSGD
 
 
 def plan(task: TaskSpec, n_train: int) -> Mechanism:
@@ -51,9 +53,11 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     # Opacus does (opacus/optimizers/optimizer.py, DPOptimizer.scale_grad): here the task's
     # batch_size, which is public, where Opacus takes int(q·n), which depends on the rows
     # (q·n <= batch_size, equal for n a multiple of it).
-    dp_step = GhostDPSGD(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
-                         noise_multiplier=mechanism.noise_multiplier,
-                         expected_batch_size=task.batch_size, seed=seed)
+    # a stack of Linear and ReLU layers takes the fast ghost step; adapters the general one
+    step = GhostDPSGD if isinstance(model, nn.Sequential) else PerSampleDPSGD
+    dp_step = step(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
+                   noise_multiplier=mechanism.noise_multiplier,
+                   expected_batch_size=task.batch_size, seed=seed)
     model.train()
     for _ in range(mechanism.steps):
         rows = sample()

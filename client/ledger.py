@@ -50,12 +50,13 @@ from sangsaeng.shared.ledger_format import (
     verify_chain,
 )
 from sangsaeng.shared.signing import load_key, public_key_of, sign
+from sangsaeng.shared.wire import BASE_ROUND
 
 from .policy import LEDGER_GLOB, PartnerPolicy, TaskRefused
 
-__all__ = ["COMMIT", "EVALUATE", "RESERVE", "Entry", "Identity", "Ledger", "LedgerExists",
-           "LedgerMismatch", "LedgerMissing", "VerifyResult", "export_ledger", "init_ledger",
-           "open_ledger"]
+__all__ = ["BASE_ROUND", "COMMIT", "EVALUATE", "RESERVE", "Entry", "Identity", "Ledger",
+           "LedgerExists", "LedgerMismatch", "LedgerMissing", "VerifyResult", "export_ledger",
+           "init_ledger", "open_ledger"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -171,7 +172,9 @@ class Ledger:
         (`planned`) and one evaluation release (noise multiplier `evaluation`) — if the run
         has rounds left and its whole remaining plan, on top of everything reserved and
         every other open run's promised rounds, keeps the dataset's lifetime epsilon within
-        `cap`.
+        `cap`. Round 0 (BASE_ROUND) is the base model's evaluation before training: its
+        reserve records the planned mechanism with no steps, and spends one evaluation
+        release. Each round of a run is reserved once.
 
         The promise of this run's later rounds lapses `plan_seconds` after this reserve
         (a run that went quiet that long has failed; a later round is simply checked anew).
@@ -185,15 +188,23 @@ class Ledger:
                 raise TaskRefused(f"partner '{partner}' refuses: its privacy ledger fails "
                                   f"verification at entry {broken.first_broken_seq}")
             reserves = [Entry.model_validate(r) for r in rows if r["kind"] == RESERVE]
-            done = sum(e.run_id == run_id for e in reserves)
-            if done >= run_rounds:
+            if any(e.run_id == run_id and e.round == round_ for e in reserves):
+                raise TaskRefused(f"partner '{partner}' already reserved round {round_} of "
+                                  "this run")
+            done = sum(e.run_id == run_id and e.round >= 1 for e in reserves)
+            if round_ >= 1 and done >= run_rounds:
                 raise TaskRefused(f"partner '{partner}' already trained the {run_rounds} "
                                   "rounds this run declares")
             now = dt.datetime.now(dt.UTC)
             history = [m for e in reserves for m in e.mechanisms()]
             promised = _promised_rounds(reserves, now, excluding=run_id)
             round_plan = [planned, gaussian(evaluation)]
-            projected = epsilon([*history, *promised, *round_plan * (run_rounds - done)], delta)
+            if round_ == BASE_ROUND:  # the base model's evaluation: no training steps
+                planned = planned.model_copy(update={"steps": 0})
+                this, later = [gaussian(evaluation)], run_rounds - done
+            else:
+                this, later = round_plan, run_rounds - done - 1
+            projected = epsilon([*history, *promised, *this, *round_plan * later], delta)
             if projected > cap:
                 spent = epsilon(history, delta)
                 others = " and other open runs' promised rounds" if promised else ""
@@ -366,12 +377,16 @@ def export_ledger(policy: PartnerPolicy, dataset: str) -> SignedLedgerExport:
 
 def _promised_rounds(reserves: list[Entry], now: dt.datetime, excluding: str) -> list[Mechanism]:
     """The rounds other open runs declared but have not reserved yet, while their promise
-    lasts: each run's latest reserve says how many rounds it declared and until when."""
+    lasts: each run's latest reserve says how many rounds it declared and until when.
+    A run whose only reserve is its base evaluation promises evaluations alone (that
+    reserve ran no steps): in the seconds before its first round, another run may take
+    the budget its training needs, and it then stops at that round's reserve; the cap
+    holds either way, since every reserve checks it."""
     latest: dict[str, Entry] = {}
     count: dict[str, int] = {}
     for e in reserves:
         latest[e.run_id] = e
-        count[e.run_id] = count.get(e.run_id, 0) + 1
+        count[e.run_id] = count.get(e.run_id, 0) + (e.round != BASE_ROUND)
     promised: list[Mechanism] = []
     for run_id, e in latest.items():
         if (run_id != excluding and e.run_rounds and e.plan_until

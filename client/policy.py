@@ -16,13 +16,15 @@ is touched or any budget is spent, with a reason that names the rule (never data
     min_noise_multiplier = 0.8
     max_sample_rate = 0.1
     max_rounds_per_run = 20
-    allowed_models = ["logreg", "mlp"]
+    allowed_models = ["logreg", "mlp", "text-classifier"]
+    allowed_encoders = ["all-MiniLM-L6-v2"]  # the default: every pinned encoder
+    allowed_base_models = ["<sha256>"]     # startups' uploaded weights it will train
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -30,7 +32,7 @@ from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.files import DocumentError, read_toml
 from sangsaeng.shared.preprocess import parameter_count
 from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
-from sangsaeng.shared.task import TaskSpec, describe
+from sangsaeng.shared.task import Encoder, TaskSpec, describe
 from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
 LEDGER_GLOB = "*.ledger.sqlite"  # one per dataset, named by it
@@ -61,8 +63,13 @@ class DatasetPolicy(BaseModel):
     max_sample_rate: float = Field(gt=0, le=1)
     max_rounds_per_run: int = Field(ge=1)
     max_local_epochs: int = Field(default=10, ge=1)
-    max_parameters: int = Field(default=1_000_000, ge=1)
-    allowed_models: list[Literal["logreg", "mlp"]] = Field(min_length=1)
+    max_parameters: int = Field(default=1_000_000, ge=1)  # trained ones
+    allowed_models: list[Literal["logreg", "mlp", "text-classifier"]] = Field(min_length=1)
+    allowed_encoders: list[Encoder] = Field(default_factory=lambda: list(get_args(Encoder)))
+    # The startups' base models it will train (sha256, as the coordinator's API names
+    # them); a task without one starts from a seeded initialisation.
+    allowed_base_models: list[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = Field(
+        default_factory=list)
     # How long a run's later rounds stay promised after its last reserve (at most): a run
     # that went quiet, or was stopped, holds budget no longer than this.
     max_promise_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
@@ -86,6 +93,9 @@ class PartnerPolicy(BaseModel):
     partner: str = Field(min_length=1)
     ledger_dir: Path
     signing_key: Path | None = None  # Ed25519, PEM; default: signing-key.pem in ledger_dir
+    # Text columns' encoder outputs, computed once (client/data.py); default: cache/ in
+    # ledger_dir. Derived from the rows: keep it as private as the data.
+    cache_dir: Path | None = None
     datasets: dict[str, DatasetPolicy] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -125,6 +135,7 @@ class PartnerPolicy(BaseModel):
         resolved = self.model_copy(update={
             "ledger_dir": base / self.ledger_dir,
             "signing_key": base / self.signing_key if self.signing_key else None,
+            "cache_dir": base / self.cache_dir if self.cache_dir else None,
             "datasets": {name: d.model_copy(update={"data_path": (base / d.data_path).resolve(),
                                                     "schema_path": base / d.schema_path})
                          for name, d in self.datasets.items()},
@@ -146,6 +157,9 @@ class PartnerPolicy(BaseModel):
 
     def ledger_path(self, dataset: str) -> Path:
         return self.ledger_dir / LEDGER_GLOB.replace("*", dataset)
+
+    def cache_path(self) -> Path:
+        return self.cache_dir or self.ledger_dir / "cache"
 
     def signing_key_path(self) -> Path:
         return self.signing_key or self.ledger_dir / "signing-key.pem"
@@ -170,9 +184,16 @@ def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:
                           f"{', '.join(differs)}")
     if task.model.kind not in rules.allowed_models:
         raise TaskRefused(f"{who}: model kind '{task.model.kind}' is not allowed by its policy")
+    if (task.model.encoder is not None
+            and task.model.encoder not in rules.allowed_encoders):
+        raise TaskRefused(f"{who}: encoder '{task.model.encoder}' is not allowed by its "
+                          "policy")
+    if task.base_model is not None and task.base_model not in rules.allowed_base_models:
+        raise TaskRefused(f"{who}: base model {task.base_model} is not among the base "
+                          "models its policy accepts")
     if (size := parameter_count(task)) > rules.max_parameters:
-        raise TaskRefused(f"{who}: the model's {size} parameters exceed its maximum of "
-                          f"{rules.max_parameters}")
+        raise TaskRefused(f"{who}: the model's {size} trained parameters exceed its "
+                          f"maximum of {rules.max_parameters}")
     if task.rounds > rules.max_rounds_per_run:
         raise TaskRefused(f"{who}: {task.rounds} rounds exceed its maximum of "
                           f"{rules.max_rounds_per_run} per run")

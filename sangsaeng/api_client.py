@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from sangsaeng.shared.http import ApiClient, ApiError, reason
+from sangsaeng.shared.rest.base_models import BaseModelOut
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import ModelCard, RunOut, RunSummary
 from sangsaeng.shared.rest.service import Me
@@ -32,6 +33,15 @@ class SangsaengApi(ApiClient):
 
     def datasets(self) -> list[DatasetEntry]:
         return [DatasetEntry.model_validate(d) for d in self._call("GET", "/datasets")]
+
+    def upload_model(self, weights: bytes) -> BaseModelOut:
+        """Upload base weights (safetensors bytes); the answer names them by sha256."""
+        return BaseModelOut.model_validate(self._call(
+            "POST", "/models", content=weights,
+            headers={"Content-Type": "application/octet-stream"}))
+
+    def base_models(self) -> list[BaseModelOut]:
+        return [BaseModelOut.model_validate(m) for m in self._call("GET", "/models")]
 
     def start_run(self, task: TaskSpec) -> RunOut:
         return RunOut.model_validate(self._call("POST", "/runs", json=task.model_dump(

@@ -41,6 +41,21 @@ def start(task_path: Annotated[Path, typer.Argument(metavar="TASK")], token: Tok
             _exit_for(_watch(api, run.id).status)
 
 
+@app.command("upload-model")
+def upload_model(weights_path: Annotated[Path, typer.Argument(metavar="WEIGHTS")],
+                 token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
+    """Upload base weights (a .safetensors file of a registry model's trained parameters);
+    prints the sha256 to name as a task's `base_model` (and for partners' policies)."""
+    if not weights_path.is_file():
+        console.print(f"[red]no such file: {weights_path}[/]")
+        raise typer.Exit(2)
+    with api_session(SangsaengApi, api_url, token) as api:
+        uploaded = api.upload_model(weights_path.read_bytes())
+    console.print(f"base model {uploaded.sha256} ({uploaded.size} bytes, "
+                  f"{len(uploaded.tensors)} tensors); name it in your task as "
+                  f'base_model = "{uploaded.sha256}"')
+
+
 @app.command()
 def watch(run_id: int, token: TokenOption, api_url: UrlOption = DEFAULT_API_URL) -> None:
     """Follow a run live, round by round, until it ends (exit 1 unless it completed)."""

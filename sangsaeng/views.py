@@ -8,6 +8,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sangsaeng.shared.rest.runs import RunOut, RunSummary
+from sangsaeng.shared.wire import BASE_ROUND
 
 from .api_client import SangsaengApi
 
@@ -27,11 +28,13 @@ def watch_run(api: SangsaengApi, run_id: int, console: Console) -> RunOut:
                 m = data["metrics"]
                 spent = "  ".join(f"{p['partner']} {p['epsilon']:.2f}/{p['lifetime_epsilon']:.2f}"
                                   for p in data["privacy"])
+                base = data["round"] == BASE_ROUND
+                label = "base model" if base else f"round {data['round']}/{run.rounds_planned}"
                 progress.console.print(
-                    f"round {data['round']}/{run.rounds_planned}  loss {fmt(m.get('loss'))}  "
-                    f"accuracy {fmt(m.get('accuracy'))}  "
+                    f"{label}  loss {fmt(m.get('loss'))}  accuracy {fmt(m.get('accuracy'))}  "
                     f"ε run/lifetime: {spent or '-'}")
-                progress.advance(bar)
+                if not base:
+                    progress.advance(bar)
             elif event.kind == "partner_error":
                 progress.console.print(f"[yellow]round {data['round']}: "
                                        f"{escape(data['message'])}[/]")
@@ -51,8 +54,27 @@ def print_run(run: RunOut, console: Console) -> None:
                       fmt(row.metrics.get("accuracy")),
                       *[fmt(eps.get(p), 2) for p in partners])
     console.print(table)
+    if run.receipt is not None:
+        print_receipt(run, console)
     if run.reason:
         console.print(f"[red]Run {run.status}:[/] {escape(run.reason)}")
+
+
+def print_receipt(run: RunOut, console: Console) -> None:
+    """Base model → improved model, per metric, on the same partners' holdouts, and what
+    each partner spent for it."""
+    receipt = run.receipt
+    assert receipt is not None
+    table = Table(title=f"Receipt: base model (round 0, {receipt.base_partners} partners) → "
+                        f"round {receipt.final_round} ({receipt.final_partners} partners)")
+    for col in ["metric", "base", "improved", "change"]:
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for m in receipt.metrics:
+        table.add_row(m.metric, fmt(m.base), fmt(m.improved), f"{m.improved - m.base:+.3f}")
+    console.print(table)
+    last = {p.partner: p for r in run.rounds for p in r.privacy}
+    console.print("ε each partner spent on this run, the receipt's releases included: " + (
+        ", ".join(f"{name} {p.epsilon:.2f}" for name, p in sorted(last.items())) or "-"))
 
 
 def print_runs(runs: list[RunSummary], console: Console) -> None:

@@ -39,6 +39,16 @@ def gaussian(noise_multiplier: float) -> Mechanism:
     return Mechanism(noise_multiplier=noise_multiplier, sample_rate=1.0, steps=1)
 
 
+def round_mechanisms(noise_multiplier: float, sample_rate: float, steps: int,
+                     evaluation_noise_multiplier: float | None) -> list[Mechanism]:
+    """Everything one round spends: its DP-SGD steps (none in the base model's round 0)
+    and its evaluation release (none in ledger entries from before evaluation was DP)."""
+    training = Mechanism(noise_multiplier=noise_multiplier, sample_rate=sample_rate,
+                         steps=steps)
+    evaluation = evaluation_noise_multiplier
+    return [training, *([gaussian(evaluation)] if evaluation else [])]
+
+
 @functools.cache
 def _opacus_rdp() -> ModuleType:
     """Opacus' RDP analysis (opacus/accountants/analysis/rdp.py), loaded on its own.

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .accounting import Mechanism, gaussian
+from .accounting import Mechanism, round_mechanisms
 from .hash_chain import canonical_json, first_break, record_hash
 
 RESERVE, COMMIT, EVALUATE = "reserve", "commit", "evaluate"
@@ -51,8 +51,9 @@ class Entry(BaseModel):
 
     def mechanisms(self) -> list[Mechanism]:
         """Everything a reserve spends: its training and its round's evaluation."""
-        evaluation = self.evaluation_noise_multiplier
-        return [self.mechanism(), *([gaussian(evaluation)] if evaluation else [])]
+        training = self.mechanism()
+        return round_mechanisms(training.noise_multiplier, training.sample_rate,
+                                training.steps, self.evaluation_noise_multiplier)
 
     def expected_hash(self) -> str:
         return record_hash(hashed_fields(self.model_dump()))

@@ -86,6 +86,14 @@ class CategoricalFeature(_Strict):
         return self
 
 
+class TextFeature(_Strict):
+    """A column of free text, read through the task's pretrained encoder (its own
+    tokenizer, truncated to the model's `max_tokens`); a missing cell is the empty text."""
+
+    kind: Literal["text"]
+    name: Name
+
+
 def _feature_kind(value: object) -> str:
     kind = value.get("kind", "numeric") if isinstance(value, dict) else getattr(value, "kind", "")
     return str(kind)
@@ -93,7 +101,8 @@ def _feature_kind(value: object) -> str:
 
 # `kind` may be left out for numeric columns (most columns of a typical table).
 Feature = Annotated[
-    Annotated[NumericFeature, Tag("numeric")] | Annotated[CategoricalFeature, Tag("categorical")],
+    Annotated[NumericFeature, Tag("numeric")] | Annotated[CategoricalFeature, Tag("categorical")]
+    | Annotated[TextFeature, Tag("text")],
     Discriminator(_feature_kind),
 ]
 
@@ -108,10 +117,25 @@ class TargetSpec(_Strict):
         return self
 
 
+# The pretrained encoders a text model may name (shared/encoders.py pins their files).
+Encoder = Literal["all-MiniLM-L6-v2"]
+
+
 class ModelSpec(_Strict):
-    kind: Literal["logreg", "mlp"]
+    """A registry architecture (shared/models.py). `text-classifier` is a pretrained
+    encoder with a classification head: in `head` mode the encoder is frozen and only the
+    head trains; in `adapters` mode the last `adapter_layers` layers' attention query and
+    value also train through FFA-LoRA (Sun et al. 2024, arXiv:2403.12313): a fixed random
+    A and a trained B of rank `adapter_rank`."""
+
+    kind: Literal["logreg", "mlp", "text-classifier"]
     hidden: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=list,
                                                                max_length=MAX_HIDDEN_LAYERS)
+    encoder: Encoder | None = None
+    mode: Literal["head", "adapters"] = "head"
+    max_tokens: int = Field(default=128, ge=8, le=512)
+    adapter_layers: int = Field(default=1, ge=1, le=6)
+    adapter_rank: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _hidden(self) -> ModelSpec:
@@ -119,7 +143,16 @@ class ModelSpec(_Strict):
             raise ValueError("an mlp needs at least one hidden layer size in 'hidden'")
         if self.kind == "logreg" and self.hidden:
             raise ValueError("logreg takes no hidden layers")
+        if self.kind == "text-classifier" and self.encoder is None:
+            raise ValueError("a text-classifier names its pretrained 'encoder'")
+        if self.kind != "text-classifier" and (self.encoder is not None
+                                               or self.mode != "head"):
+            raise ValueError(f"{self.kind} takes no encoder and no training mode")
         return self
+
+    @property
+    def text(self) -> bool:
+        return self.kind == "text-classifier"
 
 
 class DPSpec(_Strict):
@@ -153,7 +186,11 @@ class TaskSpec(_Strict):
     dp: DPSpec
     min_nodes: int = Field(ge=1, le=MAX_NODES)
     round_timeout: float = Field(gt=0, le=86400, description="seconds")
-    seed: int = Field(default=0, ge=0, lt=2**32, description="initial weights")
+    seed: int = Field(default=0, ge=0, lt=2**32,
+                      description="initial weights (and the adapters' fixed A matrices)")
+    # The startup's uploaded weights the run starts from (their sha256, as the API returns
+    # it): the model's trained parameters; without one, a seeded initialisation.
+    base_model: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
 
     @model_validator(mode="after")
     def _columns(self) -> TaskSpec:
@@ -161,6 +198,13 @@ class TaskSpec(_Strict):
         _require_unique(names, "feature names")
         if self.target.name in names:
             raise ValueError(f"target column '{self.target.name}' is also listed as a feature")
+        text = [f.name for f in self.features if isinstance(f, TextFeature)]
+        if text and not self.model.text:
+            raise ValueError(f"text column '{text[0]}' needs a text-classifier model")
+        if self.model.text and not text:
+            raise ValueError("a text-classifier needs a text column among the features")
+        if self.model.mode == "adapters" and len(text) != 1:
+            raise ValueError("adapters mode trains on exactly one text column")
         return self
 
     @property

@@ -23,3 +23,6 @@ RUN_CONFIG_DEFAULTS: dict[str, str | int] = {RUN_CONFIG_TASK: "", RUN_CONFIG_STO
 
 # The node config, set by the partner on its own SuperNode (--node-config).
 NODE_CONFIG_POLICY = "policy"  # the path of the partner's policy file
+
+# Round 0 is the base model's evaluation by every partner, before the first training round.
+BASE_ROUND = 0

@@ -1,4 +1,5 @@
-"""The demo's real data: the CoIL 2000 insurance customer table shipped in ISLP's wheel.
+"""The demo's real data: the CoIL 2000 insurance customer table shipped in ISLP's wheel
+(the text demo's reviews are in reviews.py).
 
 Read straight from the installed files (importing ISLP would pull scikit-learn and more),
 checked by sha256, and split into one private file per demo partner, each with the
@@ -54,12 +55,19 @@ def caravan_columns() -> list[str]:
 ID_COLUMN = "customer_id"  # like any enterprise table, it has an identifier no task may use
 
 
-def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path]:
-    """Shuffle the table and write one near-equal slice per partner, with a customer id
-    column added. The first partner gets Parquet and the others CSV, so both readers
-    are exercised."""
+def caravan_table() -> pd.DataFrame:
+    """The Caravan table with a customer id column added."""
     table = pd.read_csv(caravan_path())
     table.insert(0, ID_COLUMN, np.arange(100001, 100001 + len(table)))
+    return table
+
+
+def write_partitions(names: list[str], outdir: Path, seed: int = 0,
+                     table: pd.DataFrame | None = None) -> list[Path]:
+    """Shuffle the table (by default Caravan's) and write one near-equal slice per
+    partner. The first partner gets Parquet and the others CSV, so both readers are
+    exercised."""
+    table = caravan_table() if table is None else table
     order = np.random.default_rng(seed).permutation(len(table))
     outdir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -74,14 +82,17 @@ def write_partitions(names: list[str], outdir: Path, seed: int = 0) -> list[Path
     return paths
 
 
-def write_schema(path: Path, task: TaskSpec, data_paths: list[Path]) -> Path:
+CARAVAN_DESCRIPTION = ("CoIL 2000 insurance customers (ISLP Caravan): 85 socio-demographic "
+                       "and product-ownership attributes; target: bought caravan insurance")
+
+
+def write_schema(path: Path, task: TaskSpec, data_paths: list[Path],
+                 description: str = CARAVAN_DESCRIPTION) -> Path:
     """The dataset's catalogue entry with the task's columns: the schema the demo's
     partners declare in their policies and the operator publishes."""
     entry = DatasetEntry(name=task.dataset, features=task.features, target=task.target,
                          partners=len(data_paths), rows=sum(map(public_rows, data_paths)),
-                         description="CoIL 2000 insurance customers (ISLP Caravan): 85 "
-                         "socio-demographic and product-ownership attributes; target: "
-                         "bought caravan insurance")
+                         description=description)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(entry.model_dump_json(indent=2))
     return path
@@ -95,9 +106,12 @@ def public_rows(data_path: Path) -> int:
 
 
 def write_policy(path: Path, partner: str, dataset: str, data_path: Path, epsilon_cap: float,
-                 schema: Path, rows: int, delta: float = 1e-5) -> Path:
-    """A partner's policy file (see client/policy.py). JSON strings and arrays are valid
-    TOML values, so json.dumps quotes them."""
+                 schema: Path, rows: int, delta: float = 1e-5,
+                 models: tuple[str, ...] = ("logreg", "mlp"),
+                 base_models: tuple[str, ...] = ()) -> Path:
+    """A partner's policy file (see client/policy.py), allowing `models` and the startups'
+    `base_models` (sha256). JSON strings and arrays are valid TOML values, so json.dumps
+    quotes them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"""\
 partner = {json.dumps(partner)}
@@ -112,6 +126,7 @@ delta = {delta}
 min_noise_multiplier = 0.5
 max_sample_rate = 0.1
 max_rounds_per_run = 20
-allowed_models = ["logreg", "mlp"]
+allowed_models = {json.dumps(list(models))}
+allowed_base_models = {json.dumps(list(base_models))}
 """)
     return path

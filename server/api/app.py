@@ -22,7 +22,7 @@ from sangsaeng.shared.rest import API_PREFIX
 
 from .deps import unprocessable
 from .request_log import RequestLog
-from .routes import audit, catalogue, runs, service
+from .routes import audit, catalogue, models, runs, service
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 2.0
@@ -46,7 +46,7 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(SuperLinkUnavailable, _unavailable)  # type: ignore[arg-type]
     app.add_middleware(RequestLog, store=store, prefix=API_PREFIX)
-    for routes in (service, catalogue, runs, audit):
+    for routes in (service, catalogue, models, runs, audit):
         app.include_router(routes.router, prefix=API_PREFIX)
     return app
 

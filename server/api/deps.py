@@ -82,10 +82,10 @@ def documented(*codes: int, streaming: bool = False) -> dict[int | str, dict[str
     return {code: {"model": Problem, "description": why[code]} for code in codes}
 
 
-def unprocessable(problems: list[tuple[tuple[Any, ...], str, str]]) -> JSONResponse:
-    """422 from (field path, reason, kind of problem) triples."""
+def unprocessable(problems: list[tuple[tuple[Any, ...], str, str]],
+                  status_code: int = status.HTTP_422_UNPROCESSABLE_CONTENT) -> JSONResponse:
+    """422 (or `status_code`) from (field path, reason, kind of problem) triples."""
     detail = [{"loc": list(loc), "msg": msg, "type": kind} for loc, msg, kind in problems]
     message = "; ".join(f"{'.'.join(str(p) for p in loc[1:]) or loc[0]}: {msg}"
                         for loc, msg, _ in problems)
-    return JSONResponse({"detail": detail, "message": message},
-                        status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return JSONResponse({"detail": detail, "message": message}, status_code)

@@ -4,17 +4,20 @@ contract meets the ORM."""
 from __future__ import annotations
 
 from sangsaeng.server.db.tables import PrivacyRecord, RoundResult, Run
-from sangsaeng.shared.accounting import Mechanism, spending
+from sangsaeng.shared.accounting import round_mechanisms, spending
 from sangsaeng.shared.rest.audit import AuditRecord, AuditRun, DatasetSpend
 from sangsaeng.shared.rest.runs import (
+    MetricChange,
     ModelCard,
     PartnerPrivacy,
     PartnerSpend,
+    Receipt,
     RoundOut,
     RunOut,
     RunSummary,
 )
 from sangsaeng.shared.task import TaskSpec
+from sangsaeng.shared.wire import BASE_ROUND
 
 CARD_NOTES = [
     "Trained by federated averaging of partners' DP-SGD updates (Poisson sampling, "
@@ -41,7 +44,8 @@ def _header(run: Run) -> dict[str, object]:
 
 def _summary(run: Run) -> dict[str, object]:
     return {**_header(run), "rounds_planned": TaskSpec.from_json(run.task_json).rounds,
-            "rounds_done": sum(1 for r in run.rounds if r.evaluated_nodes),
+            "rounds_done": sum(1 for r in run.rounds
+                               if r.evaluated_nodes and r.round != BASE_ROUND),
             "model_sha256": run.model_sha256}
 
 
@@ -51,7 +55,21 @@ def run_summary(run: Run) -> RunSummary:
 
 def run_out(run: Run) -> RunOut:
     return RunOut.model_validate({**_summary(run),
-                                  "rounds": [round_out(r, run) for r in run.rounds]})
+                                  "rounds": [round_out(r, run) for r in run.rounds],
+                                  "receipt": receipt(run)})
+
+
+def receipt(run: Run) -> Receipt | None:
+    """Round 0's metrics (the base model) against the last evaluated round's."""
+    evaluated = [r for r in run.rounds if r.evaluated_nodes]
+    if len(evaluated) < 2 or evaluated[0].round != BASE_ROUND:
+        return None
+    base, final = evaluated[0], evaluated[-1]
+    return Receipt(final_round=final.round, base_partners=base.evaluated_nodes,
+                   final_partners=final.evaluated_nodes,
+                   metrics=[MetricChange(metric=k, base=base.metrics[k],
+                                         improved=final.metrics[k])
+                            for k in sorted(base.metrics.keys() & final.metrics.keys())])
 
 
 def model_card(run: Run) -> ModelCard:
@@ -59,12 +77,13 @@ def model_card(run: Run) -> ModelCard:
     rounds: dict[str, int] = {}
     for r in run.privacy_reports:  # ordered by round
         last[r.partner] = r
-        rounds[r.partner] = rounds.get(r.partner, 0) + 1
+        rounds[r.partner] = rounds.get(r.partner, 0) + (r.round != BASE_ROUND)
     return ModelCard(
         run_id=run.id, dataset=run.dataset, status=run.status, reason=run.reason,
         task=TaskSpec.from_json(run.task_json), task_sha256=run.task_sha256,
         model_sha256=run.model_sha256, started_at=run.started_at,
         finished_at=run.finished_at, metrics=[round_out(r, run) for r in run.rounds],
+        receipt=receipt(run),
         privacy=[PartnerSpend(partner=p, rounds_trained=rounds[p], epsilon=r.epsilon,
                               lifetime_epsilon=r.lifetime_epsilon, epsilon_cap=r.epsilon_cap,
                               delta=r.delta)
@@ -85,9 +104,8 @@ def dataset_spends(records: list[PrivacyRecord]) -> list[DatasetSpend]:
     spends = []
     for (partner, dataset), rows in sorted(groups.items()):
         latest = max(rows, key=lambda r: r.ledger_seq)
-        history = [(str(r.run_id), Mechanism(noise_multiplier=r.noise_multiplier,
-                                             sample_rate=r.sample_rate, steps=r.steps))
-                   for r in rows]
+        history = [(str(r.run_id), m) for r in rows for m in round_mechanisms(
+            r.noise_multiplier, r.sample_rate, r.steps, r.evaluation_noise_multiplier)]
         spends.append(DatasetSpend(
             partner=partner, dataset=dataset, delta=latest.delta,
             epsilon_cap=latest.epsilon_cap, reported_epsilon=latest.lifetime_epsilon,

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from .audit_log import AuditLogQueries
+from .base_models import BaseModelQueries
 from .catalogue import CatalogueQueries
 from .partners import PartnerQueries
 from .privacy import PrivacyQueries
@@ -51,6 +52,7 @@ class Store:
         self.tokens = TokenQueries(self.session)
         self.catalogue = CatalogueQueries(self.session)
         self.partners = PartnerQueries(self.session)
+        self.base_models = BaseModelQueries(self.session)
         self.audit_log = AuditLogQueries(self.session, threading.Lock())
 
     def _check_schema(self) -> None:

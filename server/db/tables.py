@@ -1,5 +1,5 @@
 """The coordinator's tables: runs, per-round metrics, partners' privacy reports, models,
-API tokens, the dataset catalogue, partners' public keys and the audit log.
+startups' base models, API tokens, the dataset catalogue, partners' public keys and the audit log.
 
 Privacy reports and the audit log are append-only: on SQLite, triggers refuse UPDATE and
 DELETE; the audit log is also hash-chained, so auditors detect what slips past them.
@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 Sessions = Callable[[], AbstractContextManager[Session]]  # Store.session, for the queries
 
 
@@ -119,6 +119,22 @@ class PrivacyRecord(Base):
     ledger_seq: Mapped[int] = mapped_column(Integer)  # the partner ledger's head, to check
     ledger_hash: Mapped[str] = mapped_column(String(64))  # it against later (verify --expect)
     recorded_at: Mapped[dt.datetime] = mapped_column(default=now)
+
+
+class BaseModelRecord(Base):
+    """Weights a startup uploaded for its runs to start from: safetensors, re-serialised
+    canonically (shared/models.py, to_safetensors), named by the sha256 of those bytes."""
+
+    __tablename__ = "base_models"
+    __table_args__ = (UniqueConstraint("owner", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(100), index=True)  # the startup tenant
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    tensors: Mapped[list[dict[str, object]]] = mapped_column(JSON)  # name, dtype, shape
+    weights: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=now)
 
 
 class ApiToken(Base):

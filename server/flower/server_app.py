@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import torch
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
@@ -10,7 +11,7 @@ from sangsaeng.server import settings
 from sangsaeng.server.db import Store
 from sangsaeng.server.runs import lifecycle
 from sangsaeng.server.runs.states import COMPLETED, FAILED, STOPPED
-from sangsaeng.shared.models import build_model, to_safetensors
+from sangsaeng.shared.models import build_model, check_fits, read_weights, to_safetensors
 from sangsaeng.shared.task import TaskSpec
 from sangsaeng.shared.wire import RUN_CONFIG_STORE_RUN
 
@@ -27,8 +28,11 @@ def main(grid: Grid, context: Context) -> None:
     run_id = _stored_run(store, context, task)
     strategy = RecordingFedAvg(task, store, run_id)
     try:
-        initial = build_model(task, seed=task.seed).state_dict()
-        result = strategy.start(grid=PromptGrid(grid), initial_arrays=ArrayRecord(initial),
+        initial = ArrayRecord(_initial_weights(store, run_id, task))
+        prompt_grid = PromptGrid(grid)
+        if task.base_model is not None:  # the receipt's "before": partners' DP evaluation
+            strategy.evaluate_base(prompt_grid, initial)
+        result = strategy.start(grid=prompt_grid, initial_arrays=initial,
                                 num_rounds=task.rounds, timeout=task.round_timeout)
         lifecycle.end(store, run_id, COMPLETED, model=_weights(result.arrays))
     except BaseException as err:
@@ -61,6 +65,19 @@ def _stored_run(store: Store, context: Context, task: TaskSpec) -> int:
     if not lifecycle.claim(store, run.id, context.run_id):
         raise RuntimeError(f"run {run_id} has ended or belongs to another Flower run")
     return run.id
+
+
+def _initial_weights(store: Store, run_id: int, task: TaskSpec) -> dict[str, torch.Tensor]:
+    """The startup's base model the task names (checked to fit when the run was
+    created), or a seeded initialisation."""
+    if task.base_model is None:
+        return build_model(task, seed=task.seed).state_dict()
+    weights = store.base_models.weights(store.runs.get(run_id).owner, task.base_model)
+    if weights is None:
+        raise RunFailed(f"base model {task.base_model} is no longer in the store")
+    state = read_weights(weights)
+    check_fits(task, state)
+    return state
 
 
 def _token_revoked(err: BaseException) -> bool:

@@ -60,6 +60,31 @@ class RecordingFedAvg(FedAvg):
         return self._construct_messages(self._content(server_round, arrays, config),
                                         sorted(self.trained_nodes), MessageType.EVALUATE)
 
+    def evaluate_base(self, grid: Grid, arrays: ArrayRecord) -> None:
+        """Round 0, before training: every connected partner evaluates the startup's base
+        model on its holdout, a DP release it reserves with the whole run's plan and
+        reports like a round. The receipt's "before" (the last round is its "after")."""
+        messages = self._messages(wire.BASE_ROUND, arrays, ConfigRecord(), grid,
+                                  MessageType.EVALUATE)
+        replies = grid.send_and_receive(messages, timeout=self.task.round_timeout)
+        replied, failed = self._check_and_log_replies(replies, is_train=False, validate=False)
+        ok, reports = [], []
+        for msg in replied:
+            report = _privacy_report(msg)
+            if report is None or report.steps != 0:  # spent without saying so: not used
+                failed.append(msg)
+            else:
+                ok.append(msg)
+                reports.append((msg.metadata.src_node_id, report))
+        self.store.privacy.add(self.run_id, wire.BASE_ROUND, reports)
+        metrics = _weighted_mean([m.content.metric_records[wire.METRICS] for m in ok])
+        self.store.runs.record_round(self.run_id, wire.BASE_ROUND, evaluated_nodes=len(ok),
+                                     metrics=metrics,
+                                     partner_errors=sorted({_reason(m) for m in failed}))
+        if len(ok) < self.task.min_nodes:
+            raise RunFailed(_too_few("base model evaluation", wire.BASE_ROUND, len(ok),
+                                     self.task.min_nodes, failed))
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replied, failed = self._check_and_log_replies(replies, is_train=True, validate=False)
@@ -132,7 +157,7 @@ def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
 
 def _reason(msg: Message) -> str:
     if not msg.has_error():
-        return "a training reply without a valid privacy report"
+        return "a reply without the valid privacy report it needs"
     return msg.error.reason or "unknown error"
 
 

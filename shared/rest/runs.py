@@ -56,8 +56,26 @@ class RunSummary(RunHeader):
     model_sha256: str | None = Field(description="set once a model can be downloaded")
 
 
+class MetricChange(BaseModel):
+    metric: str
+    base: float
+    improved: float
+
+
+class Receipt(BaseModel):
+    """The startup's base model against the run's model, on the same partners' holdouts:
+    both DP releases, charged to the partners (their ε is in `privacy`)."""
+
+    final_round: int = Field(description="the round whose model is `improved`")
+    base_partners: int = Field(description="partners that evaluated the base model")
+    final_partners: int = Field(description="partners that evaluated the final model")
+    metrics: list[MetricChange]
+
+
 class RunOut(RunSummary):
     rounds: list[RoundOut]
+    receipt: Receipt | None = Field(default=None, description="once a run that started "
+                                    "from a base model has an evaluated round")
 
 
 class PartnerSpend(BaseModel):
@@ -83,5 +101,6 @@ class ModelCard(BaseModel):
     started_at: dt.datetime
     finished_at: dt.datetime | None
     metrics: list[RoundOut]
+    receipt: Receipt | None = None
     privacy: list[PartnerSpend]
     notes: list[str]

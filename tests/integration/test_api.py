@@ -8,6 +8,7 @@ it gets the same 404 as for a run that does not exist.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -27,11 +28,14 @@ from sangsaeng.server.deployment.flower_processes import free_port
 from sangsaeng.server.deployment.listeners import Listener, Services
 from sangsaeng.server.runs import lifecycle
 from sangsaeng.server.runs.states import COMPLETED, FAILED, OPEN, STOPPED
+from sangsaeng.shared.models import MAX_WEIGHTS_BYTES, build_model, to_safetensors
+from sangsaeng.shared.rest.catalogue import DatasetEntry
 
 from ..support.processes import flower_processes
 from ..support.records import TASK, api_stop, finished_run, register_caravan
 
 CALLERS = ["none", "revoked", "admin", "auditor", "acme", "globex"]
+BASE = to_safetensors(build_model(TASK, seed=11).state_dict())  # a startup's base model
 
 
 @dataclass
@@ -86,6 +90,8 @@ MATRIX: dict[tuple[str, str], list[int]] = {
     ("GET", "/me"):                 [401, 401, 200, 200, 200, 200],
     ("GET", "/datasets"):           [401, 401, 200, 200, 200, 200],
     ("GET", "/datasets/caravan"):   [401, 401, 200, 200, 200, 200],
+    ("POST", "/models"):            [401, 401, 403, 403, 201, 201],
+    ("GET", "/models"):             [401, 401, 403, 403, 200, 200],
     ("POST", "/runs"):              [401, 401, 403, 403, 201, 201],
     ("GET", "/runs"):               [401, 401, 200, 200, 200, 200],
     ("GET", "/runs/{acme}"):        [401, 401, 200, 200, 200, 404],
@@ -104,11 +110,13 @@ MATRIX: dict[tuple[str, str], list[int]] = {
 def test_authorization_matrix(api: Api, method: str, path: str) -> None:
     for caller, expected in zip(CALLERS, MATRIX[method, path], strict=True):
         body = json.loads(TASK.to_json()) if (method, path) == ("POST", "/runs") else None
-        response = api.call(caller, method, path.format(acme=api.acme_run), json=body)
+        weights = BASE if (method, path) == ("POST", "/models") else None
+        response = api.call(caller, method, path.format(acme=api.acme_run), json=body,
+                            content=weights)
         assert response.status_code == expected, (caller, response.text)
         if expected == 401:
             assert response.headers["www-authenticate"] == "Bearer"
-        if expected == 201:  # a real run: Flower has it; it waits for partners, so stop it
+        if expected == 201 and path == "/runs":  # a real run: it waits for partners; stop it
             run = response.json()
             assert run["owner"] == caller and run["status"] == "running"
             api_stop(api.coordinator.api_url, api.tokens["admin"], run["id"])
@@ -148,7 +156,7 @@ def test_stop_a_running_run(api: Api) -> None:
     ({"rounds": "SECRET-7431"}, "rounds", "valid integer"),
     ({"dp": {"noise_multiplier": 1.0, "target_epsilon": 3.0}}, "dp",
      "give exactly one of noise_multiplier and target_epsilon"),
-    ({"model": {"kind": "transformer"}}, "model.kind", "'logreg' or 'mlp'"),
+    ({"model": {"kind": "transformer"}}, "model.kind", "'logreg', 'mlp' or 'text-classifier'"),
     ({"dataset": "payroll"}, "dataset", "no dataset 'payroll' in the catalogue"),
     ({"features": [{"name": "SALARY", "min": 0, "max": 1}]}, "features.0.name",
      "dataset 'caravan' has no feature column 'SALARY'"),
@@ -179,6 +187,64 @@ def test_bad_task_is_422_naming_the_field_and_creates_nothing(
     assert f"{field}: " in response.json()["message"] and reason in response.json()["message"]
     assert "SECRET-7431" not in response.text  # the input is never echoed
     assert len(api.store.runs.list()) == runs_before and api.flower_run_count() == flower_before
+
+
+def test_base_models_are_uploaded_checked_and_kept_per_startup(api: Api) -> None:
+    """A base model is named by the sha256 of its canonical safetensors; a run may start
+    from one its own startup uploaded, if it fits the task's architecture. Every bad
+    input is a clear error that creates nothing."""
+    state = build_model(TASK, seed=12).state_dict()  # acme's alone
+    first = api.call("acme", "POST", "/models", content=to_safetensors(state))
+    # the same tensors written in another order are the same base model
+    again = api.call("acme", "POST", "/models",
+                     content=to_safetensors(dict(reversed(list(state.items())))))
+    assert first.status_code == again.status_code == 201
+    digest = first.json()["sha256"]
+    assert again.json()["sha256"] == digest == hashlib.sha256(
+        to_safetensors(state)).hexdigest()
+    shapes = {name: list(t.shape) for name, t in build_model(TASK).state_dict().items()}
+    assert first.json()["tensors"] == [{"name": name, "dtype": "float32", "shape": shape}
+                                       for name, shape in sorted(shapes.items())]
+    assert digest in [m["sha256"] for m in api.call("acme", "GET", "/models").json()]
+    models_before = len(api.store.base_models.list("acme"))
+    for body, code, message in [
+            (b"not a safetensors file at all", 422, "weights are not a safetensors file"),
+            (b"\0" * (MAX_WEIGHTS_BYTES + 1), 413, "over the limit"),
+            (to_safetensors({}), 422, "the file holds no tensors")]:
+        response = api.call("acme", "POST", "/models", content=body)
+        assert response.status_code == code and message in response.json()["message"]
+    assert len(api.store.base_models.list("acme")) == models_before
+
+    mlp = json.loads(TASK.to_json())
+    mlp["model"] = {"kind": "mlp", "hidden": [8]}
+    width = shapes["0.weight"][1]
+    runs_before, flower_before = len(api.store.runs.list()), api.flower_run_count()
+    for caller, task, message in [
+            ("acme", {**mlp, "base_model": digest}, "base_model: does not fit the task's "
+             f"model: tensor '0.weight' is torch.float32 {shapes['0.weight']}; the task's "
+             f"model needs torch.float32 [8, {width}]"),
+            ("acme", {**json.loads(TASK.to_json()), "base_model": "0" * 64},
+             f"base_model: no base model {'0' * 64} uploaded by this account"),
+            ("globex", {**json.loads(TASK.to_json()), "base_model": digest},
+             f"base_model: no base model {digest} uploaded by this account")]:
+        response = api.call(caller, "POST", "/runs", json=task)
+        assert response.status_code == 422 and response.json()["message"] == message
+    assert len(api.store.runs.list()) == runs_before and api.flower_run_count() == flower_before
+    assert digest not in [m["sha256"] for m in api.call("globex", "GET", "/models").json()]
+
+
+def test_a_text_column_declared_otherwise_is_422(api: Api) -> None:
+    text_task = {**json.loads(TASK.to_json()), "dataset": "reviews",
+                 "target": {"name": "score", "classes": ["other", "great"]},
+                 "model": {"kind": "logreg"},
+                 "features": [{"kind": "numeric", "name": "review", "min": 0, "max": 1}]}
+    api.store.catalogue.put("reviews", DatasetEntry.model_validate({
+        "name": "reviews", "features": [{"kind": "text", "name": "review"}],
+        "target": text_task["target"], "partners": 3, "rows": 4000}).model_dump_json())
+    response = api.call("acme", "POST", "/runs", json=text_task)
+    assert response.status_code == 422
+    assert response.json()["message"] == ("features.0.kind: column 'review' is text in "
+                                          "dataset 'reviews'")
 
 
 def test_not_json_is_422(api: Api) -> None:

@@ -43,11 +43,14 @@ def caravan_schema(directory: Path) -> Path:
 
 
 def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0,
-                   ledger: bool = True, rows: int | None = None) -> Path:
-    """A partner policy for the Caravan dataset declaring the demo's schema, and (with
-    `ledger`) the dataset's ledger made as `sangsaeng client ledger init` does."""
+                   ledger: bool = True, rows: int | None = None,
+                   base_models: tuple[str, ...] = ()) -> Path:
+    """A partner policy for the Caravan dataset declaring the demo's schema, accepting
+    `base_models`, and (with `ledger`) the dataset's ledger made as `sangsaeng client
+    ledger init` does."""
     path = write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
-                        cap, caravan_schema(directory), rows or public_rows(data_path))
+                        cap, caravan_schema(directory), rows or public_rows(data_path),
+                        base_models=base_models)
     if ledger:
         init_ledger(PartnerPolicy.load(path), "caravan")
     return path

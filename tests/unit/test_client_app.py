@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import cast
 
 import pytest
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from sangsaeng.client import client_app, dp_sgd
 from sangsaeng.client.ledger import COMMIT, EVALUATE, RESERVE, Ledger, LedgerExists, init_ledger
 from sangsaeng.client.policy import PartnerPolicy, PolicyError
 from sangsaeng.demo.data import write_partitions
-from sangsaeng.shared.accounting import Mechanism, PrivacyReport, gaussian, noise_for_target
-from sangsaeng.shared.models import build_model
+from sangsaeng.shared.accounting import (
+    Mechanism,
+    PrivacyReport,
+    epsilon,
+    gaussian,
+    noise_for_target,
+)
+from sangsaeng.shared.models import build_model, to_safetensors
 from sangsaeng.shared.task import TaskSpec
 from sangsaeng.shared.wire import PRIVACY
 
@@ -131,7 +139,8 @@ def test_a_failed_training_still_counts_and_says_nothing(
      "partner 'acme' refuses: columns declared otherwise in its schema: Purchase"),
     # issue 15, finding 8: the policy bounds the work a task asks for
     ({"model": {"kind": "mlp", "hidden": [4096, 4096]}},
-     "partner 'acme' refuses: the model's 17342466 parameters exceed its maximum of 1000000"),
+     "partner 'acme' refuses: the model's 17342466 trained parameters exceed its maximum of "
+     "1000000"),
     ({"local_epochs": 11}, "partner 'acme' refuses: 11 local epochs exceed its maximum of 10"),
     ({"dp": {"evaluation_noise_multiplier": 0.1}},
      "partner 'acme' refuses: evaluation noise multiplier 0.1 is below its minimum 0.5"),
@@ -193,6 +202,69 @@ def test_evaluation_is_a_release_reserved_with_its_round(policy: Path) -> None:
         assert ledger.history() == [reserve.mechanism(), gaussian(10.0)]
 
 
+def with_weights(msg: Message, state: dict[str, torch.Tensor]) -> Message:
+    msg.content.array_records["arrays"] = ArrayRecord(state)
+    return msg
+
+
+def test_the_base_model_is_evaluated_before_training_as_a_reserved_release(
+        tmp_path: Path, data_path: Path) -> None:
+    """Round 0, the receipt's "before": a DP release of the startup's base model's holdout
+    metrics, reserved with the whole run's plan, committed and reported like a round."""
+    base = build_model(task_with(), seed=3).state_dict()
+    digest = hashlib.sha256(to_safetensors(base)).hexdigest()
+    task = task_with(rounds=1, local_epochs=1, base_model=digest)
+    policy = caravan_policy(tmp_path, "acme", data_path, base_models=(digest,))
+    ctx = context(task, policy)
+    reply = client_app.evaluate(with_weights(message(task, MessageType.EVALUATE, 0), base), ctx)
+    assert not reply.has_error(), reply.error.reason
+    assert set(reply.content.metric_records["metrics"]) == {"num-examples", "loss", "accuracy"}
+    report = PrivacyReport.model_validate(dict(reply.content.config_records[PRIVACY]))
+    assert report.steps == 0 and report.evaluation_noise_multiplier == 10.0
+    assert report.epsilon == pytest.approx(epsilon([gaussian(10.0)], 1e-5))
+    # the first round trains from the same base weights
+    trained = client_app.train(with_weights(message(task, MessageType.TRAIN), base), ctx)
+    assert not trained.has_error(), trained.error.reason
+    with ledger_of(policy) as ledger:
+        assert [(e.kind, e.round) for e in ledger.entries()] == [
+            (RESERVE, 0), (EVALUATE, 0), (COMMIT, 0), (RESERVE, 1), (COMMIT, 1)]
+        assert report.ledger_seq == 3 and ledger.verify().ok
+    again = client_app.evaluate(with_weights(message(task, MessageType.EVALUATE, 0), base),
+                                context(task, policy))
+    assert again.error.reason == "partner 'acme' already reserved round 0 of this run"
+
+
+def test_a_base_model_is_refused_unless_it_is_the_one_the_policy_accepts(
+        tmp_path: Path, data_path: Path) -> None:
+    base = build_model(task_with(), seed=3).state_dict()
+    digest = hashlib.sha256(to_safetensors(base)).hexdigest()
+    task = task_with(base_model=digest)
+    other = build_model(task_with(), seed=4).state_dict()
+    accepting = caravan_policy(tmp_path / "a", "acme", data_path, base_models=(digest,))
+    refusing = caravan_policy(tmp_path / "b", "acme", data_path)
+    cases = [
+        (accepting, client_app.evaluate, MessageType.EVALUATE, 0, other,
+         "partner 'acme' refuses: the model it was sent is not the task's base model"),
+        (accepting, client_app.train, MessageType.TRAIN, 1, other,
+         "partner 'acme' refuses: the model it was sent is not the task's base model"),
+        (refusing, client_app.evaluate, MessageType.EVALUATE, 0, base,
+         f"partner 'acme' refuses: base model {digest} is not among the base models its "
+         "policy accepts"),
+        (accepting, client_app.train, MessageType.TRAIN, 0, base,
+         "partner 'acme' trains rounds from 1 on; round 0 is the base model's evaluation"),
+    ]
+    for policy, handler, kind, round_, state, reason in cases:
+        reply = handler(with_weights(message(task, kind, round_), state), context(task, policy))
+        assert reply.error.reason == reason
+        with ledger_of(policy) as ledger:
+            assert ledger.entries() == []
+    plain = task_with()  # no base model: no receipt to give
+    reply = client_app.evaluate(message(plain, MessageType.EVALUATE, 0),
+                                context(plain, accepting))
+    assert reply.error.reason == ("partner 'acme' evaluates a base model only for a task "
+                                  "that names one")
+
+
 def test_a_partner_at_its_cap_answers_no_evaluation(tmp_path: Path, data_path: Path) -> None:
     policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
     task = task_with(local_epochs=1, rounds=1)
@@ -239,8 +311,8 @@ def test_non_finite_weights_are_refused_before_any_budget_is_spent(policy: Path,
     handler = client_app.train if kind == MessageType.TRAIN else client_app.evaluate
     reply = handler(msg, context(task, policy))
     assert reply.has_error()
-    assert reply.error.reason == "partner 'acme' refuses: the model it was sent has " \
-                                 "non-finite weights"
+    assert reply.error.reason == "partner 'acme' refuses the model it was sent: tensor " \
+                                 "'0.weight' has non-finite values"
     with ledger_of(policy) as ledger:
         assert ledger.entries() == []
 

@@ -78,6 +78,47 @@ def test_open_runs_promised_rounds_keep_a_second_run_out(tmp_path: Path) -> None
     reserve(ledger, "c", 1, run_rounds=1, cap=cap)
 
 
+def test_the_base_round_spends_one_evaluation_and_checks_the_whole_run(tmp_path: Path
+                                                                       ) -> None:
+    """Round 0 evaluates the base model before training: its reserve records the planned
+    mechanism with no steps and spends only its evaluation release, but is checked against
+    the whole run's plan, so a run that cannot finish spends nothing on its receipt."""
+    ledger = _new(tmp_path)
+    evaluation = 5.0
+    rounds = [ROUND, gaussian(evaluation)]
+    cap = epsilon([gaussian(evaluation), *rounds * 2], DELTA) + 0.01
+
+    def base(run: str, run_rounds: int = 2) -> Entry:
+        return ledger.reserve(run_id=run, round_=0, planned=ROUND, evaluation=evaluation,
+                              run_rounds=run_rounds, delta=DELTA, cap=cap,
+                              task_sha256="t" * 64, partner="acme", plan_seconds=600)
+
+    with pytest.raises(TaskRefused, match="over its cap"):
+        base("big", run_rounds=3)  # the receipt, then three rounds: over the cap
+    assert ledger.entries() == []
+    entry = base("a")
+    assert (entry.round, entry.steps, entry.noise_multiplier) == (0, 0, ROUND.noise_multiplier)
+    assert ledger.history() == [ROUND.model_copy(update={"steps": 0}), gaussian(evaluation)]
+    assert ledger.spending(DELTA).lifetime == pytest.approx(
+        epsilon([gaussian(evaluation)], DELTA))
+    with pytest.raises(TaskRefused, match="already reserved round 0 of this run"):
+        base("a")
+    # the base round is not one of the run's training rounds
+    for round_ in (1, 2):
+        ledger.reserve(run_id="a", round_=round_, planned=ROUND, evaluation=evaluation,
+                       run_rounds=2, delta=DELTA, cap=cap, task_sha256="t" * 64,
+                       partner="acme", plan_seconds=600)
+    assert ledger.spending(DELTA).lifetime <= cap
+
+
+def test_a_round_is_reserved_once(tmp_path: Path) -> None:
+    ledger = _new(tmp_path)
+    reserve(ledger, "a", 1, run_rounds=3)
+    with pytest.raises(TaskRefused, match="already reserved round 1 of this run"):
+        reserve(ledger, "a", 1, run_rounds=3)
+    assert len(ledger.entries()) == 1
+
+
 def test_a_quiet_run_stops_holding_budget(tmp_path: Path) -> None:
     ledger = _new(tmp_path)
     cap = epsilon([ROUND] * 4, DELTA) + 0.01

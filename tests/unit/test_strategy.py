@@ -54,8 +54,8 @@ def test_too_few_valid_updates_fail_the_round_but_reports_stay(
         tmp_path: Path, small_task: TaskSpec) -> None:
     fedavg, store = strategy(tmp_path, small_task, min_nodes=2)
     with pytest.raises(RunFailed, match="round 1: 1 of the 2 partner training replies needed "
-                                        "arrived; partner errors: a training reply without a "
-                                        "valid privacy report"):
+                                        "arrived; partner errors: a reply without the valid "
+                                        "privacy report it needs"):
         fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump()), reply(9.0, None)])
     assert len(store.runs.get(fedavg.run_id).privacy_reports) == 1
     assert fedavg.latest_arrays is None

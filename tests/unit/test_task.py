@@ -38,7 +38,7 @@ def test_run_config_round_trip(caravan_task: TaskSpec) -> None:
     ({"dp": {"delta": 1.5}}, "dp.delta", "less than 1"),
     ({"dp": {"target_epsilon": 3.0}}, "dp", "exactly one of noise_multiplier and target_epsilon"),
     ({"dp": {"noise_multiplier": None}}, "dp", "exactly one of"),
-    ({"model": {"kind": "transformer"}}, "model.kind", "'logreg' or 'mlp'"),
+    ({"model": {"kind": "transformer"}}, "model.kind", "'logreg', 'mlp' or 'text-classifier'"),
     ({"model": {"kind": "mlp", "hidden": []}}, "model", "at least one hidden layer"),
     ({"target": {"name": "Purchase", "classes": ["Yes"]}}, "target.classes", "at least 2"),
     ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
@@ -63,8 +63,12 @@ def test_bad_features_are_named(caravan_task: TaskSpec) -> None:
     with pytest.raises(TaskSpecError, match="target column 'Purchase' is also listed"):
         TaskSpec.from_dict(data)
     data = caravan_task.model_dump()
-    data["features"][0] = {"kind": "text", "name": "MOSTYPE"}
-    with pytest.raises(TaskSpecError, match=r"features\.0: .*'text'"):
+    data["features"][0] = {"kind": "image", "name": "MOSTYPE"}
+    with pytest.raises(TaskSpecError, match=r"features\.0: .*'image'"):
+        TaskSpec.from_dict(data)
+    data = caravan_task.model_dump()
+    data["features"][0] = {"kind": "text", "name": "MOSTYPE"}  # a logreg reads no text
+    with pytest.raises(TaskSpecError, match="text column 'MOSTYPE' needs a text-classifier"):
         TaskSpec.from_dict(data)
 
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from sangsaeng.server import base_models
 from sangsaeng.server.accounts import Account, Role
 from sangsaeng.server.catalogue import task_problems
 from sangsaeng.server.db.tables import Run
@@ -47,6 +48,9 @@ def create_run(task: TaskSpec, request: Request, store: StoreDep, control: Contr
     problems = task_problems(task, DatasetEntry.model_validate_json(entry.entry_json))
     if problems:
         return unprocessable([(("body", *loc), msg, "catalogue") for loc, msg in problems])
+    problems = base_models.task_problems(store, task, account.tenant)
+    if problems:
+        return unprocessable([(("body", *loc), msg, "base_model") for loc, msg in problems])
     run = lifecycle.start(store, control, task, account.tenant)
     setattr(request.state, DETAIL_KEY, f"run {run.id}, task {task.sha256()[:12]}")
     return run_out(run)
