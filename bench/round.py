@@ -145,7 +145,7 @@ def _first_call_seconds(app: str, kind: str, setup: Setup, run_id: int) -> float
     module = __import__(MODULES[app][0], fromlist=["train"])
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = run_id, 0, 1
     task = TaskSpec.from_json(setup.task_json)
-    msg = Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=0).state_dict()),
+    msg = Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=task.seed).state_dict()),
                               "config": ConfigRecord({"server-round": 1})}),
                   dst_node_id=1, message_type=kind)
     context = Context(run_id=run_id, node_id=1, state=RecordDict(), run_config={

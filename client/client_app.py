@@ -84,14 +84,18 @@ app = ClientApp()
 @app.train()
 @_errors_as_replies
 def train(msg: Message, context: Context) -> Message:
-    task, policy, rules, data = _setup(context)
+    task, policy, rules = _checked_task(context)
     planned = _plan(task, rules.public_train_rows, context)
     check_mechanism(policy, rules, planned)
     round_ = _server_round(msg)
     if round_ == BASE_ROUND:
         raise TaskRefused(f"partner '{policy.partner}' trains rounds from 1 on; round "
                           f"{BASE_ROUND} is the base model's evaluation")
-    model = _global_model(msg, task, policy, base=round_ == 1)
+    with _ledger(policy, task.dataset) as ledger:
+        first = ledger.training_rounds(str(context.run_id)) == 0
+    # the run's first round here must start from the task's start: no other weights
+    model = _global_model(msg, task, policy, start=first)
+    data = _local_data(task, policy, rules)
     with _ledger(policy, task.dataset) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
         reserve = _reserve(ledger, task, policy, rules, context, round_, planned)
@@ -155,18 +159,20 @@ def evaluate(msg: Message, context: Context) -> Message:
     for a training round, the one reserved with it, once (a partner that did not reserve
     the round answers nothing); for round 0, the base model's evaluation before training,
     reserved here with the whole run's plan. Recorded in the ledger before it leaves."""
-    task, policy, rules, data = _setup(context)
+    task, policy, rules = _checked_task(context)
     round_ = _server_round(msg)
     base = round_ == BASE_ROUND
     if base and task.base_model is None:
         raise TaskRefused(f"partner '{policy.partner}' evaluates a base model only for a "
                           "task that names one")
-    model = _global_model(msg, task, policy, base=base)
+    if base:
+        planned = _plan(task, rules.public_train_rows, context)
+        check_mechanism(policy, rules, planned)
+    model = _global_model(msg, task, policy, start=base)
+    data = _local_data(task, policy, rules)
     report = None
     with _ledger(policy, task.dataset) as ledger:
         if base:
-            planned = _plan(task, rules.public_train_rows, context)
-            check_mechanism(policy, rules, planned)
             reserve = _reserve(ledger, task, policy, rules, context, round_, planned)
         reserve = ledger.evaluate(run_id=str(context.run_id), round_=round_,
                                   partner=policy.partner)
@@ -186,16 +192,20 @@ def evaluate(msg: Message, context: Context) -> Message:
     return Message(records, reply_to=msg)
 
 
-def _setup(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy, LocalData]:
-    """The task, checked against the partner's policy before any data is read; then the
-    data, split by the partner's secret holdout key (kept in the dataset's ledger)."""
+def _checked_task(context: Context) -> tuple[TaskSpec, PartnerPolicy, DatasetPolicy]:
+    """The task, checked against the partner's policy: before any data is read."""
     task = TaskSpec.from_run_config(dict(context.run_config))
     policy = PartnerPolicy.from_node_config(dict(context.node_config))
-    rules = check_task(policy, task)
+    return task, policy, check_task(policy, task)
+
+
+def _local_data(task: TaskSpec, policy: PartnerPolicy, rules: DatasetPolicy) -> LocalData:
+    """The data, once every check that needs none has passed, split by the partner's
+    secret holdout key (kept in the dataset's ledger)."""
     with _ledger(policy, task.dataset) as ledger:
         key = ledger.identity().holdout_key
-    return task, policy, rules, load_local_data(rules.data_path, task, key,
-                                                rules.holdout_fraction, policy.cache_path())
+    return load_local_data(rules.data_path, task, key, rules.holdout_fraction,
+                           policy.cache_path())
 
 
 def _ledger(policy: PartnerPolicy, dataset: str) -> Ledger:
@@ -216,22 +226,29 @@ def _server_round(msg: Message) -> int:
     return int(cast(int, msg.content.config_records[wire.CONFIG][wire.SERVER_ROUND]))
 
 
-def _global_model(msg: Message, task: TaskSpec, policy: PartnerPolicy, base: bool
+def _global_model(msg: Message, task: TaskSpec, policy: PartnerPolicy, start: bool
                   ) -> torch.nn.Module:
-    """The model the message carries, if it fits the task's architecture. Non-finite
-    weights are refused: they defeat clipping (a NaN passes every comparison) and nothing
-    honest sends them. With `base` (round 0 and round 1 of a task that names a base
-    model), the weights must be that base model, which the policy accepted."""
+    """The model the message carries, if it fits the task's architecture (non-finite or
+    huge weights are refused: they defeat clipping, and nothing honest sends them). With
+    `start` (the base model's evaluation, and the run's first training round at this
+    partner) the weights must be the task's start: its base model, which the policy
+    accepted, or else the seeded initialisation — so a coordinator cannot have a partner
+    train weights the policy never saw."""
     state = msg.content.array_records[wire.ARRAYS].to_torch_state_dict()
     try:
         check_fits(task, state)
     except WeightsMismatch as err:
         raise TaskRefused(f"partner '{policy.partner}' refuses the model it was sent: "
                           f"{err}") from None
-    if base and task.base_model is not None:
-        if hashlib.sha256(to_safetensors(state)).hexdigest() != task.base_model:
-            raise TaskRefused(f"partner '{policy.partner}' refuses: the model it was sent "
-                              "is not the task's base model")
+    if start and _sha256(state) != (task.base_model or _sha256(
+            build_model(task, seed=task.seed).state_dict())):
+        what = "base model" if task.base_model else "seeded initialisation"
+        raise TaskRefused(f"partner '{policy.partner}' refuses: the model it was sent is "
+                          f"not the task's {what}")
     model = build_model(task)
     model.load_state_dict(state)
     return model
+
+
+def _sha256(state: dict[str, torch.Tensor]) -> str:
+    return hashlib.sha256(to_safetensors(state)).hexdigest()

@@ -73,34 +73,35 @@ def holdout_rows(table: pd.DataFrame, key: str, fraction: float) -> np.ndarray:
 
 
 def cached_text_inputs(cache_dir: Path) -> TextInputs:
-    """text_inputs, kept in `cache_dir` under the digest of the encoder settings and of
-    the column's texts: computed on the first round that needs them (seconds to minutes:
-    the encoder runs over every row), read back on every later one. Writing an entry
-    removes the older ones of the same settings, so a changed data file leaves no copy of
-    its old rows' states behind."""
+    """text_inputs, kept in `cache_dir`: computed on the first round that needs them
+    (seconds to minutes: the encoder runs over every row), read back on every later one.
+    An entry is named by its column, the encoder settings and the digest of the column's
+    texts; writing one removes the column's entries of other texts, so a changed data
+    file leaves no copy of its old rows' states behind."""
 
     def cached(task: TaskSpec, feature: TextFeature, texts: list[str]) -> np.ndarray:
-        model = task.model
-        settings = hashlib.sha256(model.model_dump_json(
+        column = hashlib.sha256(feature.name.encode()).hexdigest()[:16]
+        settings = hashlib.sha256(task.model.model_dump_json(
             include={"encoder", "mode", "max_tokens", "adapter_layers"}).encode()
-            + feature.name.encode()).hexdigest()[:16]
+        ).hexdigest()[:16]
         content = hashlib.sha256()
         for text in texts:
             data = text.encode("utf-8", "surrogatepass")
             content.update(len(data).to_bytes(8, "little") + data)
-        path = cache_dir / f"{settings}-{content.hexdigest()[:32]}.npy"
+        texts_digest = content.hexdigest()[:32]
+        path = cache_dir / f"{column}-{settings}-{texts_digest}.npy"
         if path.is_file():
             return np.load(path, allow_pickle=False)
         log.info("computing %s inputs of a text column for %d rows (cached afterwards)",
-                 model.encoder, len(texts))
+                 task.model.encoder, len(texts))
         block = text_inputs(task, feature, texts, progress=_log_progress)
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial")
         with partial.open("wb") as f:
             np.save(f, block, allow_pickle=False)
         os.replace(partial, path)
-        for old in cache_dir.glob(f"{settings}-*.npy"):
-            if old != path:
+        for old in cache_dir.glob(f"{column}-*.npy"):
+            if not old.name.endswith(f"-{texts_digest}.npy"):
                 old.unlink(missing_ok=True)
         return block
 

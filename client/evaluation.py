@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 SENSITIVITY = math.sqrt(3.0)  # L2 norm of one row's (loss / B, correct, 1)
+CHUNK = 256  # holdout rows through the model at once
 
 
 def loss_bound(n_classes: int) -> float:
@@ -32,8 +33,9 @@ def holdout_sums(model: nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int
     """Σ (min(loss, B) / B, correct, 1) over the rows: each row moves it by at most √3."""
     bound = loss_bound(n_classes)
     model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(x))
+    with torch.no_grad():  # in chunks: memory bounded whatever the holdout's size
+        logits = torch.cat([model(chunk) for chunk in torch.from_numpy(x).split(CHUNK)]
+                           ) if len(x) else model(torch.from_numpy(x))
         labels = torch.from_numpy(y)
         loss = nn.functional.cross_entropy(logits, labels, reduction="none").double()
         # a non-finite loss (huge logits) counts as the bound, like any loss above it

@@ -188,13 +188,14 @@ class Ledger:
                 raise TaskRefused(f"partner '{partner}' refuses: its privacy ledger fails "
                                   f"verification at entry {broken.first_broken_seq}")
             reserves = [Entry.model_validate(r) for r in rows if r["kind"] == RESERVE]
+            if not 0 <= round_ <= run_rounds:
+                raise TaskRefused(f"partner '{partner}' refuses: round {round_} is not a "
+                                  f"round of this {run_rounds}-round run")
             if any(e.run_id == run_id and e.round == round_ for e in reserves):
                 raise TaskRefused(f"partner '{partner}' already reserved round {round_} of "
                                   "this run")
-            done = sum(e.run_id == run_id and e.round >= 1 for e in reserves)
-            if round_ >= 1 and done >= run_rounds:
-                raise TaskRefused(f"partner '{partner}' already trained the {run_rounds} "
-                                  "rounds this run declares")
+            # rounds 1..run_rounds, each once: the run's training cannot outgrow its plan
+            done = sum(e.run_id == run_id and e.round != BASE_ROUND for e in reserves)
             now = dt.datetime.now(dt.UTC)
             history = [m for e in reserves for m in e.mechanisms()]
             promised = _promised_rounds(reserves, now, excluding=run_id)
@@ -246,6 +247,11 @@ class Ledger:
 
     def entries(self) -> list[Entry]:
         return [Entry.model_validate(row) for row in self._rows(self._db)]
+
+    def training_rounds(self, run_id: str) -> int:
+        """How many training rounds (not the base model's evaluation) the run reserved."""
+        return sum(e.kind == RESERVE and e.run_id == run_id and e.round != BASE_ROUND
+                   for e in self.entries())
 
     def history(self) -> list[Mechanism]:
         """Every reserved mechanism, in order: the accountant's history."""

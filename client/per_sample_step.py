@@ -19,6 +19,8 @@ from torch.func import functional_call, grad, vmap
 
 from .ghost_step import GaussianNoise
 
+CHUNK = 32  # rows whose per-sample gradients are computed at once
+
 
 class PerSampleDPSGD:
     """DP-SGD in place on the parameters of `model` that require gradients."""
@@ -43,7 +45,9 @@ class PerSampleDPSGD:
             logits = functional_call(model, (params, self.buffers), (x.unsqueeze(0),))
             return nn.functional.cross_entropy(logits, y.unsqueeze(0))
 
-        self._per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+        # in chunks: memory bounded by CHUNK rows, whatever the batch (an adapters row
+        # holds its layers' activations for every token)
+        self._per_sample = vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=CHUNK)
 
     def clipped_sum(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Σ_i of sample i's gradient clipped to max_grad_norm, one tensor per parameter."""

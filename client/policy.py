@@ -19,6 +19,8 @@ is touched or any budget is spent, with a reason that names the rule (never data
     allowed_models = ["logreg", "mlp", "text-classifier"]
     allowed_encoders = ["all-MiniLM-L6-v2"]  # the default: every pinned encoder
     allowed_base_models = ["<sha256>"]     # startups' uploaded weights it will train
+    max_text_tokens = 128
+    allowed_text_modes = ["head"]          # "adapters" too, to train encoder adapters
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from sangsaeng.shared.task import Encoder, TaskSpec, describe
 from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
 LEDGER_GLOB = "*.ledger.sqlite"  # one per dataset, named by it
+TextMode = Literal["head", "adapters"]
+HEAD: TextMode = "head"
 
 
 class PolicyError(ValueError):
@@ -66,6 +70,10 @@ class DatasetPolicy(BaseModel):
     max_parameters: int = Field(default=1_000_000, ge=1)  # trained ones
     allowed_models: list[Literal["logreg", "mlp", "text-classifier"]] = Field(min_length=1)
     allowed_encoders: list[Encoder] = Field(default_factory=lambda: list(get_args(Encoder)))
+    # What a text task may cost the partner: tokens per text, and the training modes
+    # (adapters run encoder layers forward and back for every sampled row: opt in)
+    max_text_tokens: int = Field(default=128, ge=8, le=512)
+    allowed_text_modes: list[TextMode] = Field(default_factory=lambda: [HEAD])
     # The startups' base models it will train (sha256, as the coordinator's API names
     # them); a task without one starts from a seeded initialisation.
     allowed_base_models: list[Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = Field(
@@ -187,6 +195,12 @@ def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:
     if (task.model.encoder is not None
             and task.model.encoder not in rules.allowed_encoders):
         raise TaskRefused(f"{who}: encoder '{task.model.encoder}' is not allowed by its "
+                          "policy")
+    if task.model.text and task.model.max_tokens > rules.max_text_tokens:
+        raise TaskRefused(f"{who}: {task.model.max_tokens} tokens per text exceed its maximum "
+                          f"of {rules.max_text_tokens}")
+    if task.model.text and task.model.mode not in rules.allowed_text_modes:
+        raise TaskRefused(f"{who}: training mode '{task.model.mode}' is not allowed by its "
                           "policy")
     if task.base_model is not None and task.base_model not in rules.allowed_base_models:
         raise TaskRefused(f"{who}: base model {task.base_model} is not among the base "

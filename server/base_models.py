@@ -10,6 +10,12 @@ from sangsaeng.server.db.tables import BaseModelRecord
 from sangsaeng.shared.models import WeightsMismatch, check_fits, read_weights, to_safetensors
 from sangsaeng.shared.task import TaskSpec
 
+MAX_PER_OWNER = 100  # base models a startup may keep: uploads cannot fill the store
+
+
+class QuotaReached(RuntimeError):
+    pass
+
 
 def register(store: Store, owner: str | None, body: bytes) -> BaseModelRecord:
     """Store safetensors weights (WeightsMismatch if they are not, or too big). They are
@@ -19,10 +25,15 @@ def register(store: Store, owner: str | None, body: bytes) -> BaseModelRecord:
     if not state:
         raise WeightsMismatch("the file holds no tensors")
     weights = to_safetensors(state)
+    digest = hashlib.sha256(weights).hexdigest()
+    if (store.base_models.find(owner, digest) is None
+            and len(store.base_models.list(owner)) >= MAX_PER_OWNER):
+        raise QuotaReached(f"this account already keeps {MAX_PER_OWNER} base models, the "
+                           "most it may")
     tensors: list[dict[str, object]] = [
         {"name": name, "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
         for name, t in sorted(state.items())]
-    return store.base_models.add(owner, hashlib.sha256(weights).hexdigest(), weights, tensors)
+    return store.base_models.add(owner, digest, weights, tensors)
 
 
 def task_problems(store: Store, task: TaskSpec, owner: str | None

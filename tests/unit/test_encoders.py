@@ -3,6 +3,8 @@ text encoding that treats every row on its own."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -36,12 +38,17 @@ def test_layer_forward_is_the_encoder_layer() -> None:
 
 
 def test_each_text_is_encoded_on_its_own() -> None:
-    """Batching and padding never change a row's embedding: one record cannot move
-    another's inputs."""
+    """A row's inputs are bit for bit the same whichever rows are beside it (the review
+    of issue 16: batches padded rows to each other's lengths, so a neighbour changed a
+    row's padded states, and its rounding): one record cannot move another's inputs."""
     together = encoders.embed(ENCODER, TEXTS, 64)
     alone = np.stack([encoders.embed(ENCODER, [t], 64)[0] for t in TEXTS])
-    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert np.array_equal(together, alone)
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    states, mask = encoders.hidden_states(ENCODER, ["good", TEXTS[3]], 32, 5)
+    single, _ = encoders.hidden_states(ENCODER, ["good"], 32, 5)
+    assert np.array_equal(states[0], single[0])
+    assert not states[0][mask[0] == 0].any()  # nothing past its own tokens
 
 
 def test_tokens_are_truncated_to_the_declared_length() -> None:
@@ -51,10 +58,8 @@ def test_tokens_are_truncated_to_the_declared_length() -> None:
 
 
 def test_a_changed_encoder_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    pinned = encoders.ENCODERS[ENCODER]
-    monkeypatch.setitem(encoders.ENCODERS, "tampered", encoders.EncoderFiles(
-        pinned.distribution, pinned.folder, "0" * 64, pinned.tokenizer_sha256, pinned.dim,
-        pinned.layers, pinned.heads))
+    monkeypatch.setitem(encoders.ENCODERS, "tampered", dataclasses.replace(
+        encoders.ENCODERS[ENCODER], weights_sha256="0" * 64))
     with pytest.raises(encoders.EncoderUnavailable, match="model.safetensors is missing or "
                                                           "differs from the pinned release"):
         encoders.folder("tampered")

@@ -58,7 +58,7 @@ def test_a_plan_over_the_cap_writes_nothing(tmp_path: Path) -> None:
         reserve(ledger, "b", run_rounds=2, cap=cap)  # 1 reserved + 2 planned do not
     assert len(ledger.entries()) == 1
     reserve(ledger, "a", round_=2, run_rounds=2, cap=cap)
-    with pytest.raises(TaskRefused, match="already trained the 2 rounds"):
+    with pytest.raises(TaskRefused, match="round 3 is not a round of this 2-round run"):
         reserve(ledger, "a", round_=3, run_rounds=2, cap=cap)
     assert ledger.spending(DELTA).lifetime <= cap
 

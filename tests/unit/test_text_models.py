@@ -5,6 +5,7 @@ base model goes through."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,8 +14,11 @@ import pytest
 import torch
 from torch import nn
 
+from sangsaeng.client.data import cached_text_inputs
 from sangsaeng.client.ghost_step import GhostDPSGD, clipped_sum, linear_layers
 from sangsaeng.client.per_sample_step import PerSampleDPSGD
+from sangsaeng.client.policy import PartnerPolicy, TaskRefused, check_task
+from sangsaeng.demo.data import write_policy, write_schema
 from sangsaeng.shared import encoders
 from sangsaeng.shared.models import (
     TextAdapters,
@@ -26,7 +30,7 @@ from sangsaeng.shared.models import (
     to_safetensors,
 )
 from sangsaeng.shared.preprocess import encode, input_dim, parameter_count, row_width
-from sangsaeng.shared.task import TaskSpec
+from sangsaeng.shared.task import TaskSpec, TextFeature
 
 REVIEWS = pd.DataFrame({
     "review": ["great taste, will buy again", "arrived stale, awful", None, "ok I guess",
@@ -34,6 +38,9 @@ REVIEWS = pd.DataFrame({
     "stars": ["5", "1", "3", "", "5", "x"] * 5,
     "score": ["great", "other", "great", "other", "great", "other"] * 5,
 })
+
+
+TEXT = TextFeature(kind="text", name="review")
 
 
 def text_task(mode: str = "head", **model: Any) -> TaskSpec:
@@ -167,15 +174,50 @@ def test_weights_that_do_not_fit_are_named() -> None:
          r"torch.float32 \[2, 385\]"),
         ({**good, "0.bias": good["0.bias"].double()}, "tensor '0.bias' is torch.float64"),
         ({**good, "0.bias": torch.tensor([0.0, float("nan")])}, "non-finite values"),
+        ({**good, "0.bias": torch.tensor([0.0, 3e38])}, r"values beyond ±10000"),
     ]
     for state, message in cases:
         with pytest.raises(WeightsMismatch, match=message):
             check_fits(task, state)
-    with pytest.raises(WeightsMismatch, match="not a safetensors file"):
-        read_weights(b"PK\x03\x04 a zip file, perhaps a pickle")
+    for data, message in [
+            (b"PK\x03\x04 a zip file, perhaps a pickle", "not a safetensors file"),
+            (to_safetensors({"w": torch.zeros(2, dtype=torch.float16)}), "'w' is not float32"),
+            (to_safetensors({"w": torch.zeros(0)}), "'w' is empty"),
+            (to_safetensors({f"w{i}": torch.zeros(1) for i in range(1001)}),
+             "1001 tensors, over the limit of 1000")]:
+        with pytest.raises(WeightsMismatch, match=message):
+            read_weights(data)
 
 
 def test_safetensors_bytes_name_the_tensors_not_their_order() -> None:
     state = build_model(text_task(), seed=2).state_dict()
     backwards = dict(reversed(list(state.items())))
     assert to_safetensors(state) == to_safetensors(backwards)
+
+
+def test_the_cache_keeps_current_texts_only(tmp_path: Path) -> None:
+    cached = cached_text_inputs(tmp_path)
+    head, adapters = text_task(), text_task("adapters")
+    first = cached(head, TEXT, ["good", "bad"])
+    assert np.array_equal(first, encoders.embed("all-MiniLM-L6-v2", ["good", "bad"], 16))
+    cached(adapters, TEXT, ["good", "bad"])  # another setting of the same texts: both kept
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    assert np.array_equal(cached(head, TEXT, ["good", "bad"]), first)  # read back
+    cached(head, TEXT, ["good", "worse"])  # the data changed: no copy of the old rows left
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+
+def test_a_partner_bounds_what_a_text_task_may_cost(tmp_path: Path) -> None:
+    schema = write_schema(tmp_path / "reviews.json", text_task(), [])
+    data = tmp_path / "reviews.csv"
+    REVIEWS.to_csv(data, index=False)
+    policy = PartnerPolicy.load(write_policy(tmp_path / "p.toml", "acme", "reviews", data,
+                                             10.0, schema, 100, models=("text-classifier",)))
+    check_task(policy, text_task())
+    for task, reason in [
+            (text_task(max_tokens=256), "256 tokens per text exceed its maximum of 128"),
+            (text_task("adapters"), "training mode 'adapters' is not allowed by its policy"),
+            (text_task().model_copy(update={"base_model": "ab" * 32}),
+             f"base model {'ab' * 32} is not among the base models its policy accepts")]:
+        with pytest.raises(TaskRefused, match=reason):
+            check_task(policy, task)

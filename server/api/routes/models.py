@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from sangsaeng.server import base_models
 from sangsaeng.server.accounts import Account, Role
 from sangsaeng.shared.models import MAX_WEIGHTS_BYTES, WeightsMismatch
 from sangsaeng.shared.rest.base_models import BaseModelOut
-from sangsaeng.shared.rest.service import Unprocessable
+from sangsaeng.shared.rest.service import Problem, Unprocessable
 
 from ..deps import StoreDep, allow, documented, unprocessable
 from ..request_log import DETAIL_KEY
@@ -21,6 +21,8 @@ router = APIRouter()
 
 @router.post("/models", tags=["models"], status_code=status.HTTP_201_CREATED,
              responses={**documented(401, 403),
+                        409: {"model": Problem, "description": "the account keeps as many "
+                                                               "base models as it may"},
                         413: {"description": f"over {MAX_WEIGHTS_BYTES} bytes"},
                         422: {"model": Unprocessable, "description": "not safetensors"}},
              openapi_extra={"requestBody": {"required": True, "content": {
@@ -43,6 +45,8 @@ async def upload_model(request: Request, store: StoreDep,
                                          bytes(body))
     except WeightsMismatch as err:
         return unprocessable([(("body",), str(err), "weights")])
+    except base_models.QuotaReached as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     setattr(request.state, DETAIL_KEY, f"base model {record.sha256[:12]}")
     return BaseModelOut.model_validate(record)
 
