@@ -338,13 +338,14 @@ def _parameters(runs: list[AuditRun]) -> str:
                 f"{run.dataset} · status {status} · task sha256 {run.task_sha256[:12]} · "
                 f"started {_time(run.started_at)} · finished {_time(run.finished_at)}")
         rows = ((r.round, r.partner, r.dataset, f"{r.noise_multiplier:g}", f"{r.sample_rate:g}",
-                 r.steps, f"{r.evaluation_noise_multiplier:g}", _g(r.delta), _eps(r.epsilon),
-                 _eps(r.lifetime_epsilon), f"{r.epsilon_cap:g}", r.ledger_seq)
+                 r.steps, f"{r.trained_parameters:,}", f"{r.evaluation_noise_multiplier:g}",
+                 _g(r.delta), _eps(r.epsilon), _eps(r.lifetime_epsilon), f"{r.epsilon_cap:g}",
+                 r.ledger_seq)
                 for r in run.records)
         table = _table("parameters", (
-            "Round", "Partner", "Dataset", "σ", "q", "Steps", "σ eval", "δ", "Run ε (claimed)",
-            "Lifetime ε (claimed)", "Cap", "Ledger entry"), rows,
-            numeric=(0, *range(3, 12))) if run.records else "<p>No privacy reports.</p>"
+            "Round", "Partner", "Dataset", "σ", "q", "Steps", "Trained parameters", "σ eval", "δ",
+            "Run ε (claimed)", "Lifetime ε (claimed)", "Cap", "Ledger entry"), rows,
+            numeric=(0, *range(3, 13))) if run.records else "<p>No privacy reports.</p>"
         parts.append(f'<h3>Run {run.id}</h3><p class="meta">{_e(meta)}</p>{table}')
     return ('<section id="parameters"><h2>Mechanisms and claims, per run and round</h2>'
             '<p class="meta">σ: noise multiplier; q: Poisson sampling rate; steps: DP-SGD steps '

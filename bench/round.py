@@ -171,7 +171,7 @@ def store_seconds(setup: Setup, rounds: int = 20) -> float:
     run_id = lifecycle.create(store, TaskSpec.from_json(setup.task_json), None)
     report = PrivacyReport(partner="p", dataset="caravan", noise_multiplier=1.0,
                            sample_rate=0.05, steps=40, evaluation_noise_multiplier=1e6,
-                           delta=1e-5, epsilon=1.0,
+                           trained_parameters=100, delta=1e-5, epsilon=1.0,
                            lifetime_epsilon=1.0, epsilon_cap=10.0, ledger_seq=2,
                            ledger_hash="0" * 64)
     seconds = []

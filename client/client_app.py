@@ -31,7 +31,7 @@ from flwr.common.constant import ErrorCode
 from sangsaeng.shared import wire
 from sangsaeng.shared.accounting import Mechanism, PrivacyReport
 from sangsaeng.shared.models import WeightsMismatch, build_model, check_fits, to_safetensors
-from sangsaeng.shared.preprocess import DataValidationError
+from sangsaeng.shared.preprocess import DataValidationError, parameter_count
 from sangsaeng.shared.task import TaskSpec, TaskSpecError
 from sangsaeng.shared.wire import BASE_ROUND
 
@@ -133,6 +133,7 @@ def _report(ledger: Ledger, task: TaskSpec, policy: PartnerPolicy, rules: Datase
         noise_multiplier=training.noise_multiplier, sample_rate=training.sample_rate,
         steps=training.steps, delta=rules.delta,
         evaluation_noise_multiplier=task.dp.evaluation_noise_multiplier,
+        trained_parameters=parameter_count(task),
         epsilon=spent.runs[str(context.run_id)], lifetime_epsilon=spent.lifetime,
         epsilon_cap=rules.epsilon_cap,
         ledger_seq=commit.seq, ledger_hash=commit.hash,  # an anchor outside the ledger

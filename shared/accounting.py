@@ -151,6 +151,7 @@ class PrivacyReport(BaseModel):
     sample_rate: float = Field(gt=0, le=1)
     steps: int = Field(ge=0)
     evaluation_noise_multiplier: float = Field(gt=0)  # the round's evaluation release
+    trained_parameters: int = Field(ge=1)  # coordinates the noise is added to
     delta: float = Field(gt=0, lt=1)
     epsilon: float = Field(ge=0)
     lifetime_epsilon: float = Field(ge=0)

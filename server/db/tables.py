@@ -112,6 +112,7 @@ class PrivacyRecord(Base):
     sample_rate: Mapped[float] = mapped_column(Float)
     steps: Mapped[int] = mapped_column(Integer)
     evaluation_noise_multiplier: Mapped[float] = mapped_column(Float)
+    trained_parameters: Mapped[int] = mapped_column(Integer)
     delta: Mapped[float] = mapped_column(Float)
     epsilon: Mapped[float] = mapped_column(Float)  # this dataset, this run
     lifetime_epsilon: Mapped[float] = mapped_column(Float)  # this dataset, all runs

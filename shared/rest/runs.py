@@ -21,6 +21,7 @@ class PartnerPrivacy(BaseModel):
     sample_rate: float
     steps: int
     evaluation_noise_multiplier: float = Field(description="the round's evaluation release")
+    trained_parameters: int = Field(description="the coordinates DP-SGD trained (and noised)")
     delta: float
     epsilon: float = Field(description="this run so far, on this partner's dataset")
     lifetime_epsilon: float = Field(description="every run so far on this dataset")

@@ -61,7 +61,8 @@ def sample_report(failing: bool = False, incomplete: bool = False) -> AuditRepor
                 records.append(AuditRecord(
                     round=rnd, partner=p, node_id=f"node-{names.index(p)}", dataset="caravan",
                     noise_multiplier=1.0 + 0.1 * names.index(p), sample_rate=0.02,
-                    steps=steps, evaluation_noise_multiplier=1e6, delta=1e-5,
+                    steps=steps, evaluation_noise_multiplier=1e6, trained_parameters=134,
+                    delta=1e-5,
                     epsilon=scale * math.sqrt(rnd * steps),
                     lifetime_epsilon=scale * math.sqrt(steps_so_far[p]), epsilon_cap=cap,
                     ledger_seq=2 * n, ledger_hash=f"{n:064x}",

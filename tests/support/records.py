@@ -26,8 +26,8 @@ def finished_run(store: Store, owner: str) -> int:
                                          "auc": 0.6 + round_ / 100})
         store.privacy.add(run_id, round_, [(7, PrivacyReport(
             partner="north-bank", dataset="caravan", noise_multiplier=1.0, sample_rate=0.02,
-            steps=50 * round_, evaluation_noise_multiplier=1e6, delta=1e-5, epsilon=round_ * 1.5,
-            lifetime_epsilon=round_ * 1.5,
+            steps=50 * round_, evaluation_noise_multiplier=1e6, trained_parameters=100,
+            delta=1e-5, epsilon=round_ * 1.5, lifetime_epsilon=round_ * 1.5,
             epsilon_cap=10.0, ledger_seq=2 * round_, ledger_hash="ab" * 32))])
     lifecycle.end(store, run_id, COMPLETED, model=to_safetensors(build_model(TASK).state_dict()))
     return run_id

@@ -82,8 +82,8 @@ def test_a_partner_reports_once_per_round(tmp_path: Path, small_task: TaskSpec) 
     run_id = lifecycle.create(store, small_task, owner=None)
 
     report = PrivacyReport(partner="p", dataset="toy", noise_multiplier=1.0, sample_rate=0.1,
-                           steps=10, evaluation_noise_multiplier=1e6, delta=1e-5, epsilon=1.0,
-                           lifetime_epsilon=2.5,
+                           steps=10, evaluation_noise_multiplier=1e6, trained_parameters=100,
+                           delta=1e-5, epsilon=1.0, lifetime_epsilon=2.5,
                            epsilon_cap=4.0, ledger_seq=2, ledger_hash="b" * 64)
     store.privacy.add(run_id, 1, [(9, report)])
     with pytest.raises(IntegrityError):  # and nothing of the failed batch is kept

@@ -18,8 +18,8 @@ from sangsaeng.shared.wire import PRIVACY
 pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
 REPORT = PrivacyReport(partner="acme", dataset="toy", noise_multiplier=1.0, sample_rate=0.1,
-                       steps=10, evaluation_noise_multiplier=1e6, delta=1e-5, epsilon=0.9,
-                       lifetime_epsilon=1.2, epsilon_cap=4.0,
+                       steps=10, evaluation_noise_multiplier=1e6, trained_parameters=100,
+                       delta=1e-5, epsilon=0.9, lifetime_epsilon=1.2, epsilon_cap=4.0,
                        ledger_seq=2, ledger_hash="a" * 64)
 
 
