@@ -26,6 +26,10 @@ from sangsaeng.shared.accounting import PrivacyReport
 from sangsaeng.shared.task import TaskSpec
 
 NODE_POLL_SECONDS = 0.5
+# A run's first messages go out once no further partner has connected for this long (after
+# the task's minimum): partners that start together all take part from the start, and a
+# partner joins a run only at its start (client_app: it trains only from the start's weights).
+SETTLE_SECONDS = 3.0
 
 
 class RunFailed(RuntimeError):
@@ -51,7 +55,8 @@ class RecordingFedAvg(FedAvg):
     # deadline; every round here asks all connected nodes, after a bounded wait.
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
-        return self._messages(server_round, arrays, config, grid, MessageType.TRAIN)
+        first = server_round == 1 and self.task.base_model is None
+        return self._messages(server_round, arrays, config, grid, MessageType.TRAIN, first)
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                            grid: Grid) -> Iterable[Message]:
@@ -65,7 +70,7 @@ class RecordingFedAvg(FedAvg):
         model on its holdout, a DP release it reserves with the whole run's plan and
         reports like a round. The receipt's "before" (the last round is its "after")."""
         messages = self._messages(wire.BASE_ROUND, arrays, ConfigRecord(), grid,
-                                  MessageType.EVALUATE)
+                                  MessageType.EVALUATE, first=True)
         replies = grid.send_and_receive(messages, timeout=self.task.round_timeout)
         replied, failed = self._check_and_log_replies(replies, is_train=False, validate=False)
         ok, reports = [], []
@@ -121,7 +126,7 @@ class RecordingFedAvg(FedAvg):
         return MetricRecord(metrics)
 
     def _messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
-                  grid: Grid, message_type: str) -> Iterable[Message]:
+                  grid: Grid, message_type: str, first: bool = False) -> Iterable[Message]:
         deadline = time.monotonic() + self.task.round_timeout
         while len(nodes := list(grid.get_node_ids())) < self.task.min_nodes:
             if time.monotonic() > deadline:
@@ -130,6 +135,11 @@ class RecordingFedAvg(FedAvg):
                     f"partner nodes the task needs connected within {self.task.round_timeout:g} s"
                 )
             time.sleep(NODE_POLL_SECONDS)
+        settled = time.monotonic() + SETTLE_SECONDS
+        while first and time.monotonic() < min(settled, deadline):
+            time.sleep(NODE_POLL_SECONDS)
+            if len(more := list(grid.get_node_ids())) > len(nodes):
+                nodes, settled = more, time.monotonic() + SETTLE_SECONDS
         return self._construct_messages(self._content(server_round, arrays, config), nodes,
                                         message_type)
 

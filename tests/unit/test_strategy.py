@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 
 from sangsaeng.server.db import Store
+from sangsaeng.server.flower import strategy as strategy_module
 from sangsaeng.server.flower.strategy import RecordingFedAvg, RunFailed
 from sangsaeng.server.runs import lifecycle
 from sangsaeng.shared.accounting import PrivacyReport
@@ -59,3 +61,35 @@ def test_too_few_valid_updates_fail_the_round_but_reports_stay(
         fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump()), reply(9.0, None)])
     assert len(store.runs.get(fedavg.run_id).privacy_reports) == 1
     assert fedavg.latest_arrays is None
+
+
+class ArrivingNodes:
+    """A grid whose partners connect one by one, `every` seconds apart."""
+
+    def __init__(self, nodes: list[int], every: float) -> None:
+        self.nodes, self.every, self.start = nodes, every, time.monotonic()
+
+    def get_node_ids(self) -> list[int]:
+        arrived = 1 + int((time.monotonic() - self.start) / self.every)
+        return self.nodes[:arrived]
+
+
+def test_a_runs_first_round_waits_for_partners_that_start_together(
+        tmp_path: Path, small_task: TaskSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first round goes out once no partner has connected for SETTLE_SECONDS (past the
+    minimum): a partner joins a run only at its start. Later rounds do not wait."""
+    monkeypatch.setattr(strategy_module, "SETTLE_SECONDS", 0.8)
+    monkeypatch.setattr(strategy_module, "NODE_POLL_SECONDS", 0.05)
+    fedavg, _ = strategy(tmp_path, small_task, min_nodes=1)
+    sent: list[list[int]] = []
+
+    def construct(content: RecordDict, nodes: list[int], kind: str) -> list[Message]:
+        sent.append(list(nodes))
+        return []
+
+    monkeypatch.setattr(fedavg, "_construct_messages", construct)
+    fedavg.configure_train(1, ArrayRecord([np.zeros(3)]), ConfigRecord(),
+                           ArrivingNodes([4, 5, 6], every=0.3))  # type: ignore[arg-type]
+    fedavg.configure_train(2, ArrayRecord([np.zeros(3)]), ConfigRecord(),
+                           ArrivingNodes([4, 5, 6], every=0.3))  # type: ignore[arg-type]
+    assert sent == [[4, 5, 6], [4]]
