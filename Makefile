@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo demo-text test test-fast bench lint clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,11 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/sangsaeng demo
+
+# The text demo: a startup's pretrained MiniLM + its own head, fine-tuned with DP on three
+# partners' private product reviews; ends with the base → improved receipt.
+demo-text: install
+	$(BIN)/sangsaeng demo --task sangsaeng/demo/reviews.toml --workdir .sangsaeng-demo-text
 
 # Everything: unit, integration (real HTTP servers, real Flower processes) and end-to-end.
 test: install $(CHROMIUM)

@@ -33,7 +33,8 @@ console = Console()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where partner files, logs, store and model go.")]
     = Path(".sangsaeng-demo"),
-    task: Annotated[Path | None, typer.Option(help="Task file (default: the Caravan task).")]
+    task: Annotated[Path | None, typer.Option(help="Task file (default: the Caravan task; "
+                                              "sangsaeng/demo/reviews.toml: the text demo).")]
     = None,
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in "
                                                   "the workdir).")] = None,
@@ -41,12 +42,13 @@ def demo(
     """A whole federated DP run on loopback, driven through the API as a startup would:
     coordinator (SuperLink, Fleet proxy, API), 3 partner SuperNodes, real data; then the
     auditor's verification and report."""
+    from sangsaeng.demo.data import DemoDataError
     from sangsaeng.demo.run import run_demo
     from sangsaeng.server.db import StoreSchemaError
     from sangsaeng.server.runs.states import COMPLETED
 
     try:
-        with failing_on(TaskSpecError, StoreSchemaError):
+        with failing_on(TaskSpecError, StoreSchemaError, DemoDataError):
             result = run_demo(workdir, task, store_url, console)
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted: run stopped, every process shut down.[/]")

@@ -25,12 +25,16 @@ def pooled_holdout_auc(parts: list[LocalData], model: nn.Module) -> float | None
     return roc_auc(scores, np.concatenate([p.y_holdout for p in parts]))
 
 
-def centralized_auc(task: TaskSpec, parts: list[LocalData]) -> float | None:
+def centralized_auc(task: TaskSpec, parts: list[LocalData],
+                    start: dict[str, torch.Tensor] | None = None) -> float | None:
     """Pool every partner's training split, train with plain SGD for as many epochs as the
-    federated run does in total, and score the pooled holdouts (the same rows partners hold out)."""
+    federated run does in total, from the same start (the startup's base model, or the
+    seeded initialisation), and score the pooled holdouts (the rows partners hold out)."""
     x = torch.from_numpy(np.concatenate([p.x_train for p in parts]))
     y = torch.from_numpy(np.concatenate([p.y_train for p in parts]))
     model = build_model(task, seed=task.seed)
+    if start is not None:
+        model.load_state_dict(start)
     optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(task.seed)

@@ -1,24 +1,33 @@
 """`sangsaeng demo`: a whole federated DP run on loopback, driven as a startup would.
 
 The coordinator (SuperLink on loopback, Fleet proxy, API) starts with three partner
-SuperNodes; each partner holds a private slice of a real insurance customer table and its
-own privacy policy (a lifetime epsilon cap) and ledger, trains locally with DP-SGD and
-sends only clipped, noised updates. The operator registers the dataset in the catalogue
-and the partners' public keys, and gives a startup a token; the startup then starts the
-run, follows it and downloads the model through the REST API only. Last, an auditor
-takes each partner's signed ledger export and checks it, and every ε, against the
-coordinator's records through the audit API, and writes the audit report. The work
-directory persists, so a second demo run continues from the partners' spending — until
-a partner's cap refuses a run.
+SuperNodes; each partner holds a private slice of a real table — insurance customers
+(the default task), or customers' product reviews (`--task` sangsaeng/demo/reviews.toml) —
+and its own privacy policy (a lifetime epsilon cap) and ledger, trains locally with
+DP-SGD and sends only clipped, noised updates. In the text demo the startup first trains
+its own base model on public reviews and uploads it; partners evaluate it before the
+first round, so the run ends with a receipt: base model → improved model.
+
+The operator registers the dataset in the catalogue and the partners' public keys, and
+gives a startup a token; the startup then starts the run, follows it and downloads the
+model through the REST API only. Last, an auditor takes each partner's signed ledger
+export and checks it, and every ε, against the coordinator's records through the audit
+API, and writes the audit report. The work directory persists, so a second demo run
+continues from the partners' spending — until a partner's cap refuses a run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+import torch
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sangsaeng.api_client import SangsaengApi
@@ -35,15 +44,54 @@ from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.deployment.flower_processes import PartnerNode
 from sangsaeng.server.runs.reconcile import END_GRACE
 from sangsaeng.server.runs.states import COMPLETED, OPEN
-from sangsaeng.shared.models import load_model
+from sangsaeng.shared.models import load_model, to_safetensors
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
 from sangsaeng.shared.signing import create_key, load_key, public_key_of
-from sangsaeng.shared.task import load_task
+from sangsaeng.shared.task import TaskSpec, load_task
 from sangsaeng.views import fmt, print_run, watch_run
 
+from . import reviews
 from .baseline import centralized_auc, pooled_holdout_auc
-from .data import default_task_path, public_rows, write_partitions, write_policy, write_schema
+from .data import (
+    CARAVAN_DESCRIPTION,
+    DemoDataError,
+    caravan_table,
+    default_task_path,
+    public_rows,
+    write_partitions,
+    write_policy,
+    write_schema,
+)
+
+
+@dataclass(frozen=True)
+class DemoDataset:
+    """What the demo holds for a dataset: the partners' rows, and (for a startup that
+    brings a model) how the startup trains its base model on public data."""
+
+    description: str
+    table: Callable[[], pd.DataFrame]
+    models: tuple[str, ...]  # what the partners' policies allow
+    base_model: Callable[[TaskSpec, Console], dict[str, torch.Tensor]] | None = None
+
+
+def _reviews_base(task: TaskSpec, console: Console) -> dict[str, torch.Tensor]:
+    public = reviews.public_table().head(PUBLIC_REVIEWS)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console) as progress:
+        bar = progress.add_task(f"startup: encoding {len(public)} public reviews for its "
+                                "base model", total=len(public))
+        return reviews.train_base_model(task, public, progress=lambda done, _: progress.update(
+            bar, completed=done))
+
+
+PUBLIC_REVIEWS = 200  # the startup's own labelled data: a few public reviews
+DATASETS = {
+    "caravan": DemoDataset(CARAVAN_DESCRIPTION, caravan_table, ("logreg", "mlp")),
+    "fine-food-reviews": DemoDataset(reviews.DESCRIPTION, reviews.partners_table,
+                                     ("text-classifier",), _reviews_base),
+}
 
 # partner -> its lifetime epsilon cap on the dataset (its policy, not the task's)
 PARTNERS = {"hanbit-bank": 10.0, "daehan-insurance": 10.0, "minjung-mutual": 6.0}
@@ -57,7 +105,8 @@ STOP_GRACE_SECONDS = END_GRACE.total_seconds() + 15
 class DemoResult:
     run: RunOut
     model_auc: float | None  # the downloaded model, on the partners' pooled holdout rows
-    baseline_auc: float | None
+    baseline_auc: float | None  # non-private, centralized, from the same start
+    base_auc: float | None  # the startup's base model (if it brought one)
     model_path: Path | None
     store_url: str
     budgets: list[DatasetBudget]  # each partner's own view, from its ledger
@@ -69,17 +118,28 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
              console: Console | None = None) -> DemoResult:
     console = console or Console()
     task = load_task(task_path or default_task_path())  # a bad task stops here: nothing started
+    dataset = DATASETS.get(task.dataset)
+    if dataset is None:
+        raise DemoDataError(f"the demo holds data for the datasets {', '.join(DATASETS)}, "
+                            f"not '{task.dataset}'")
     workdir = workdir.resolve()
     store_url = store_url or f"sqlite:///{workdir / 'sangsaeng.db'}"
-    data_paths = write_partitions(list(PARTNERS), workdir / "partners")
+    data_paths = write_partitions(list(PARTNERS), workdir / "partners", table=dataset.table())
     # The dataset's schema, as the partners declare it in their policies and the operator
-    # publishes it in the catalogue (every column of the table but the customer id); kept
-    # for `sangsaeng admin dataset add` against a `sangsaeng server` of your own.
-    schema = write_schema(workdir / f"{task.dataset}.catalogue.json", task, data_paths)
+    # publishes it in the catalogue (every column of the table but the ids); kept for
+    # `sangsaeng admin dataset add` against a `sangsaeng server` of your own.
+    schema = write_schema(workdir / f"{task.dataset}.catalogue.json", task, data_paths,
+                          dataset.description)
     entry = DatasetEntry.from_file(schema)
+    # The startup's base model, trained on public data before it asks partners for theirs
+    # (the partners' policies accept it by its sha256, as the upload will name it).
+    base = None if dataset.base_model is None else dataset.base_model(task, console)
+    base_bytes = None if base is None else to_safetensors(base)
+    base_models = () if base_bytes is None else (hashlib.sha256(base_bytes).hexdigest(),)
     partners = [
         PartnerNode(name, write_policy(workdir / "partners" / f"{name}.policy.toml", name,
-                                       task.dataset, path, cap, schema, public_rows(path)))
+                                       task.dataset, path, cap, schema, public_rows(path),
+                                       models=dataset.models, base_models=base_models))
         for (name, cap), path in zip(PARTNERS.items(), data_paths, strict=True)
     ]
     for partner in partners:  # each partner's one-time set-up (kept across demo runs)
@@ -102,6 +162,12 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
                       f"{coordinator.fleet_address}")
         # The startup's part, through the API only.
         with SangsaengApi(coordinator.api_url, token) as api:
+            if base_bytes is not None:
+                uploaded = api.upload_model(base_bytes)
+                task = task.model_copy(update={"base_model": uploaded.sha256})
+                console.print(f"Startup uploaded its base model {uploaded.sha256[:12]} "
+                              f"({uploaded.size} bytes; trained on {PUBLIC_REVIEWS} public "
+                              "reviews)")
             run = api.start_run(task)
             console.print(f"Run {run.id} started (Flower run {run.flower_run_id})")
             try:
@@ -129,8 +195,10 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
     parts = [partner_data(p.policy_path, task) for p in partners]
     model_auc = None if model_path is None else pooled_holdout_auc(
         parts, load_model(task, model_path.read_bytes()))
-    result = DemoResult(run, model_auc, centralized_auc(task, parts), model_path,
-                        store_url, budgets, verification, report_path)
+    base_auc = None if base_bytes is None else pooled_holdout_auc(
+        parts, load_model(task, base_bytes))
+    result = DemoResult(run, model_auc, centralized_auc(task, parts, base), base_auc,
+                        model_path, store_url, budgets, verification, report_path)
     _print_summary(result, console)
     return result
 
@@ -174,8 +242,9 @@ def _print_summary(result: DemoResult, console: Console) -> None:
                        fmt(b.remaining, 2), str(len(b.runs)))
     console.print(budget)
     reports = [p for r in run.rounds for p in r.privacy]
-    console.print(f"Federated DP model's AUC {fmt(result.model_auc)} vs centralized "
-                  f"non-private AUC {fmt(result.baseline_auc)}, both on the partners' pooled "
+    base = "" if result.base_auc is None else f"Base model's AUC {fmt(result.base_auc)} → "
+    console.print(f"{base}Federated DP model's AUC {fmt(result.model_auc)} vs centralized "
+                  f"non-private AUC {fmt(result.baseline_auc)}, all on the partners' pooled "
                   f"holdout rows (δ={reports[0].delta:g})" if reports else "No partner trained.")
     console.print(f"Store: {result.store_url}")
     if result.model_path:
