@@ -42,7 +42,8 @@ $(CHROMIUM):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about 20 minutes).
+# Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about 40 minutes;
+# `$(BIN)/python bench/report.py bench/text.py` reruns one section).
 bench: install
 	$(BIN)/python bench/report.py
 

@@ -18,11 +18,20 @@ from sangsaeng.shared.task import TaskSpec
 def pooled_holdout_auc(parts: list[LocalData], model: nn.Module) -> float | None:
     """The AUC of `model` on every partner's holdout rows pooled: only the demo holds them
     all (partners release DP loss and accuracy, not AUC)."""
+    return pooled_holdout_scores(parts, model)[1]
+
+
+def pooled_holdout_scores(parts: list[LocalData], model: nn.Module
+                          ) -> tuple[float, float | None]:
+    """(accuracy, AUC of the last class) of `model` on every partner's holdout rows
+    pooled; AUC is None where the rows hold one class."""
     model.eval()
     with torch.no_grad():
         x_hold = torch.from_numpy(np.concatenate([p.x_holdout for p in parts]))
-        scores = torch.softmax(model(x_hold), dim=1)[:, -1].numpy()
-    return roc_auc(scores, np.concatenate([p.y_holdout for p in parts]))
+        probabilities = torch.softmax(model(x_hold), dim=1)
+    labels = np.concatenate([p.y_holdout for p in parts])
+    accuracy = float((probabilities.argmax(dim=1).numpy() == labels).mean())
+    return accuracy, roc_auc(probabilities[:, -1].numpy(), labels)
 
 
 def centralized_auc(task: TaskSpec, parts: list[LocalData],

@@ -1,7 +1,9 @@
 """The benchmarks under bench/ still run, and print what docs/benchmarks.md shows: each
 at its smallest size. What they measure is read there, never asserted here (timings on
 a shared machine are not a test). bench/round.py is left out: its smallest run takes
-2.5 minutes, and the end-to-end tests run Sangsaeng's apps on real SuperNodes."""
+2.5 minutes, and the end-to-end tests run Sangsaeng's apps on real SuperNodes; so is
+bench/text.py: the encoder over thousands of reviews takes minutes, and the steps it
+times are the ones tests/unit/test_text_models.py and tests/e2e/test_text_models.py run."""
 
 from __future__ import annotations
 

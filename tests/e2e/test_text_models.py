@@ -17,7 +17,7 @@ import torch
 from sangsaeng.api_client import SangsaengApi
 from sangsaeng.audit.fetch import AuditApi, fetch
 from sangsaeng.audit.verify import LoadedLedger, verify
-from sangsaeng.client.data import LocalData, partner_data
+from sangsaeng.client.data import partner_data
 from sangsaeng.client.ledger import (
     BASE_ROUND,
     COMMIT,
@@ -28,13 +28,13 @@ from sangsaeng.client.ledger import (
     init_ledger,
 )
 from sangsaeng.client.policy import PartnerPolicy
+from sangsaeng.demo.baseline import pooled_holdout_scores
 from sangsaeng.demo.data import write_partitions, write_policy, write_schema
 from sangsaeng.demo.reviews import DESCRIPTION, partners_table, public_table, train_base_model
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.deployment.flower_processes import PartnerNode
 from sangsaeng.server.runs.states import COMPLETED, OPEN
-from sangsaeng.shared.metrics import roc_auc
 from sangsaeng.shared.models import build_model, load_model, to_safetensors
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
@@ -143,18 +143,6 @@ def _until_ended(api: SangsaengApi, run_id: int, timeout: float = 900) -> RunOut
     return run
 
 
-def pooled_scores(parts: list[LocalData], model: torch.nn.Module) -> tuple[float, float]:
-    """(accuracy, AUC) on every partner's holdout rows pooled (the test plays them all)."""
-    x = torch.from_numpy(np.concatenate([p.x_holdout for p in parts]))
-    y = np.concatenate([p.y_holdout for p in parts])
-    model.eval()
-    with torch.no_grad():
-        scores = torch.softmax(model(x), dim=1)[:, 1].numpy()
-    auc = roc_auc(scores, y)
-    assert auc is not None
-    return float(((scores > 0.5) == y).mean()), auc
-
-
 @pytest.mark.parametrize("mode", ["head", "adapters"])
 def test_the_fine_tuned_model_beats_its_base_on_the_partners_holdouts(
         deployment: Deployment, mode: str) -> None:
@@ -163,8 +151,9 @@ def test_the_fine_tuned_model_beats_its_base_on_the_partners_holdouts(
     parts = [partner_data(p, done.task) for p in deployment.policies]
     improved = load_model(done.task, done.model)  # the registry architecture takes it
     base = load_model(done.task, to_safetensors(done.base))
-    base_accuracy, base_auc = pooled_scores(parts, base)
-    accuracy, auc = pooled_scores(parts, improved)
+    base_accuracy, base_auc = pooled_holdout_scores(parts, base)
+    accuracy, auc = pooled_holdout_scores(parts, improved)
+    assert base_auc is not None and auc is not None
     assert auc > base_auc + 0.02, f"AUC {base_auc:.3f} -> {auc:.3f}"
     print(f"{mode}: accuracy {base_accuracy:.3f} -> {accuracy:.3f}, "
           f"AUC {base_auc:.3f} -> {auc:.3f}")
