@@ -322,11 +322,12 @@ def test_one_update_counted_twice_is_named(records: Records) -> None:
     """The coordinator records the same ledger entry for a second node."""
     db = records.store
     db.execute("INSERT INTO privacy_records (run_id, round, node_id, partner, dataset, "
-               "noise_multiplier, sample_rate, steps, evaluation_noise_multiplier, delta, "
-               "epsilon, lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at) "
+               "noise_multiplier, sample_rate, steps, evaluation_noise_multiplier, "
+               "trained_parameters, delta, epsilon, lifetime_epsilon, epsilon_cap, ledger_seq, "
+               "ledger_hash, recorded_at) "
                "SELECT run_id, round, 'forged-node', partner, dataset, noise_multiplier, "
-               "sample_rate, steps, evaluation_noise_multiplier, delta, epsilon, "
-               "lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at "
+               "sample_rate, steps, evaluation_noise_multiplier, trained_parameters, delta, "
+               "epsilon, lifetime_epsilon, epsilon_cap, ledger_seq, ledger_hash, recorded_at "
                "FROM privacy_records WHERE partner = 'north-bank' AND round = 2")
     found = failures(records.verify())
     assert ("FAIL [cross-check] north-bank / caravan: run 1 round 2 and run 1 round 2 both "
