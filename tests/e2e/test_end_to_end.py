@@ -35,13 +35,13 @@ from sangsaeng.server.db import Store
 from sangsaeng.server.db.tables import Run
 from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.deployment.flower_processes import PartnerNode
-from sangsaeng.server.runs.states import COMPLETED, OPEN, STOPPED
+from sangsaeng.server.runs.states import COMPLETED, STOPPED
 from sangsaeng.shared.accounting import Mechanism, epsilon, gaussian
 from sangsaeng.shared.models import load_model
 from sangsaeng.shared.rest.catalogue import DatasetEntry
-from sangsaeng.shared.rest.runs import RunOut
 
 from ..support.processes import flower_processes
+from ..support.records import until_ended
 from ..support.tasks import caravan_policy, opacus_live_epsilon, task_with
 
 SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
@@ -208,7 +208,7 @@ def test_two_concurrent_runs_exactly_one_trains_on_the_frugal_partner(
     task = task_with(rounds=1, local_epochs=1, min_nodes=2, round_timeout=90, seed=11)
     with SangsaengApi(deployment.coordinator.api_url, deployment.token) as api:
         run_ids = [api.start_run(task).id for _ in range(2)]
-        ended = [_until_ended(api, run_id) for run_id in run_ids]
+        ended = [until_ended(api, run_id, timeout=300) for run_id in run_ids]
     assert [r.status for r in ended] == [COMPLETED, COMPLETED]
     frugal = [p for run in ended for r in run.rounds for p in r.privacy
               if p.partner == "frugal-bank"]
@@ -226,17 +226,9 @@ def test_a_stopped_run_is_stopped_in_flower_and_in_the_store(deployment: Deploym
     with SangsaengApi(deployment.coordinator.api_url, deployment.token) as api:
         run = api.start_run(task)
         cli("run", "stop", str(run.id), env=env)
-        run = _until_ended(api, run.id, timeout=60)
+        run = until_ended(api, run.id, timeout=60)
     assert run.status == STOPPED and run.reason == "stopped before it completed"
     assert run.rounds == []
-
-
-def _until_ended(api: SangsaengApi, run_id: int, timeout: float = 300) -> RunOut:
-    deadline = time.monotonic() + timeout
-    while (run := api.run(run_id)).status in OPEN:
-        assert time.monotonic() < deadline, f"run {run_id} still {run.status}"
-        time.sleep(1)
-    return run
 
 
 def _epoch(t: dt.datetime | None) -> float:

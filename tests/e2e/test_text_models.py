@@ -34,7 +34,7 @@ from sangsaeng.demo.reviews import DESCRIPTION, partners_table, public_table, tr
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.deployment.flower_processes import PartnerNode
-from sangsaeng.server.runs.states import COMPLETED, OPEN
+from sangsaeng.server.runs.states import COMPLETED
 from sangsaeng.shared.models import build_model, load_model, to_safetensors
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
@@ -42,6 +42,7 @@ from sangsaeng.shared.signing import create_key
 from sangsaeng.shared.task import TaskSpec
 
 from ..support.processes import flower_processes
+from ..support.records import until_ended
 
 PARTNERS = ["hanbit-bank", "daehan-insurance", "minjung-mutual"]
 ROWS_EACH = 400  # 320 training rows each: Poisson rate 32 / 320, the policy's maximum
@@ -119,7 +120,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
                 uploaded = api.upload_model(to_safetensors(base))
                 task = task.model_copy(update={"base_model": uploaded.sha256})
                 run = api.start_run(task)
-                run = _until_ended(api, run.id)
+                run = until_ended(api, run.id, timeout=900)
                 assert run.status == COMPLETED, run.reason
                 done.append(Done(task, base, run, api.model(run.id)))
         auditor = create_token(store, "kfsa", Role.AUDITOR)
@@ -131,16 +132,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     assert flower_processes() == []
     yield Deployment(done, policies, verification.ok,
                      [str(f) for f in verification.failures] + verification.incomplete)
-
-
-def _until_ended(api: SangsaengApi, run_id: int, timeout: float = 900) -> RunOut:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while (run := api.run(run_id)).status in OPEN:
-        assert time.monotonic() < deadline, f"run {run_id} did not end"
-        time.sleep(1)
-    return run
 
 
 @pytest.mark.parametrize("mode", ["head", "adapters"])

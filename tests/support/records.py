@@ -3,13 +3,16 @@ table, a finished run as the ServerApp records one, and a stop through the API."
 
 from __future__ import annotations
 
+import time
+
 from sangsaeng.api_client import SangsaengApi
 from sangsaeng.server.db import Store
 from sangsaeng.server.runs import lifecycle
-from sangsaeng.server.runs.states import COMPLETED
+from sangsaeng.server.runs.states import COMPLETED, OPEN
 from sangsaeng.shared.accounting import PrivacyReport
 from sangsaeng.shared.models import build_model, to_safetensors
 from sangsaeng.shared.rest.catalogue import DatasetEntry
+from sangsaeng.shared.rest.runs import RunOut
 
 from .tasks import task_with
 
@@ -38,6 +41,15 @@ def register_caravan(store: Store) -> None:
     store.catalogue.put("caravan", DatasetEntry(name="caravan", features=TASK.features,
                                                 target=TASK.target, partners=3,
                                                 rows=5822).model_dump_json())
+
+
+def until_ended(api: SangsaengApi, run_id: int, timeout: float) -> RunOut:
+    """The run once it has ended, polling the API every second (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while (run := api.run(run_id)).status in OPEN:
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status}"
+        time.sleep(1)
+    return run
 
 
 def api_stop(url: str, token: str, run_id: int) -> None:
