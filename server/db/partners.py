@@ -1,25 +1,60 @@
-"""Queries of partners and the public keys their ledger exports are signed with."""
+"""Queries of partners: the key their ledger exports are signed with, the node key their
+SuperNode authenticates with, and the SuperLink node id that key was registered as."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from .tables import Partner, Sessions, now
+
+
+class PartnerKeyTaken(ValueError):
+    """Another partner already registered this node key."""
 
 
 class PartnerQueries:
     def __init__(self, session: Sessions) -> None:
         self.session = session
 
-    def put(self, name: str, public_key: str, replace: bool = False) -> bool:
-        """Register a partner's public key; False if it has one and `replace` is not set."""
+    def put(self, name: str, public_key: str, node_key: str | None = None,
+            replace: bool = False) -> bool:
+        """Register a partner's keys; False if it is registered and `replace` is not set.
+        Replacing (or re-adding a removed partner) clears its node id, so its node is
+        registered afresh with the SuperLink."""
+        try:
+            with self.session() as s:
+                row = s.get(Partner, name)
+                if row is not None and row.removed_at is None and not replace:
+                    return False
+                s.merge(Partner(name=name, public_key=public_key, node_key=node_key,
+                                node_id=None, registered_at=now(), removed_at=None))
+        except IntegrityError:
+            raise PartnerKeyTaken("another partner already registered this node key") from None
+        return True
+
+    def remove(self, name: str) -> bool:
+        """Mark a partner removed (its node is then unregistered from the SuperLink); False
+        if there is no such active partner. The row stays for the records that name it."""
         with self.session() as s:
             row = s.get(Partner, name)
-            if row is not None and not replace:
+            if row is None or row.removed_at is not None:
                 return False
-            s.merge(Partner(name=name, public_key=public_key, registered_at=now()))
+            row.removed_at = now()
             return True
 
     def list(self) -> list[Partner]:
         with self.session() as s:
             return list(s.scalars(select(Partner).order_by(Partner.name)))
+
+    def set_node_id(self, name: str, node_id: str | None) -> None:
+        with self.session() as s:
+            row = s.get(Partner, name)
+            if row is not None:
+                row.node_id = node_id
+
+    def by_node_id(self, node_id: int | str) -> Partner | None:
+        """The partner whose registered node key the SuperLink gave this node id (removed
+        partners included: a reply in flight when it was removed is still theirs)."""
+        with self.session() as s:
+            return s.scalars(select(Partner).where(Partner.node_id == str(node_id))).first()

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 Sessions = Callable[[], AbstractContextManager[Session]]  # Store.session, for the queries
 
 
@@ -164,13 +164,21 @@ class Dataset(Base):
 
 
 class Partner(Base):
-    """A partner enterprise and the Ed25519 public key its ledger exports are signed with."""
+    """A partner enterprise: the Ed25519 public key its ledger exports are signed with, and
+    the node key its SuperNode authenticates with (Flower's SuperNode authentication).
+
+    A removed partner keeps its row: its old privacy records and ledger exports stay
+    verifiable, and the node id still names whose replies were in flight."""
 
     __tablename__ = "partners"
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     public_key: Mapped[str] = mapped_column(String(64))  # base64 of the 32 raw bytes
+    # OpenSSH ECDSA public key ("ecdsa-sha2-nistp384 AAAA..."); None: it cannot join runs
+    node_key: Mapped[str | None] = mapped_column(String(1000), unique=True, default=None)
+    node_id: Mapped[str | None] = mapped_column(String(32), default=None)  # the SuperLink's
     registered_at: Mapped[dt.datetime] = mapped_column(default=now)
+    removed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class AuditEntry(Base):
