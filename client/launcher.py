@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from flwr.app import Error, Message
 from flwr.common.constant import ErrorCode, SubStatus
 from flwr.proto.runtime_pb2 import AcquireTaskRequest
@@ -75,10 +76,12 @@ def refusal(fab: bytes, expected: str) -> str | None:
             f"partner's installed sangsaeng release ({expected[:16]}...)")
 
 
-def _client(address: str, interceptors: list[ProtobufClientInterceptor]) -> RuntimeHttpClient:
+def _client(address: str, interceptors: list[ProtobufClientInterceptor],
+            retry: bool = True) -> RuntimeHttpClient:
     return RuntimeHttpClient.from_server_address(
         server_address=address, insecure=True, root_certificates=None,
-        interceptors=interceptors, retry_invoker=make_simple_http_retry_invoker())
+        interceptors=interceptors,
+        retry_invoker=make_simple_http_retry_invoker() if retry else None)
 
 
 def serve(address: str, secret_file: Path, alive: Callable[[], bool]) -> None:
@@ -94,11 +97,16 @@ def serve(address: str, secret_file: Path, alive: Callable[[], bool]) -> None:
         RuntimeVersionHttpInterceptor(component_name="SuperExec"),
         SuperExecAuthHttpInterceptor(
             master_secret=secret,
-            protected_methods=frozenset({"/flwr.proto.Runtime/AcquireTask"}))])
+            protected_methods=frozenset({"/flwr.proto.Runtime/AcquireTask"}))],
+        retry=False)  # the loop retries itself, for as long as the SuperNode lives
     children: list[subprocess.Popen[bytes]] = []
     try:
         while alive():
-            reply = client.AcquireTask(AcquireTaskRequest(supported_task_types=ACQUIRED))
+            try:
+                reply = client.AcquireTask(AcquireTaskRequest(supported_task_types=ACQUIRED))
+            except httpx.TransportError:  # the SuperNode restarting, or gone: alive() says
+                time.sleep(POLL_SECONDS)
+                continue
             if reply.HasField("task") and reply.token:
                 argv = [sys.executable, "-m", __name__, address, expected]
                 if reply.task.type != TaskType.CLIENT_APP:
