@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sangsaeng.shared.cli import REFUSED, TokenOption, UrlOption, api_session, failing_on
+from sangsaeng.shared.cli import (
+    REFUSED,
+    CaOption,
+    TokenOption,
+    UrlOption,
+    api_session,
+    failing_on,
+)
 from sangsaeng.shared.http import DEFAULT_API_URL
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
@@ -34,15 +41,15 @@ AnchorOption = Annotated[str | None, typer.Option(
                                              "it must still be in the log.")]
 
 
-def _verification(api_url: str, token: str, ledgers: list[Path] | None,
-                  partner_keys: list[str] | None, log_anchor: str | None
+def _verification(api_url: str, token: Path | None, ca_file: Path | None,
+                  ledgers: list[Path] | None, partner_keys: list[str] | None, log_anchor: str | None
                   ) -> tuple[AuditData, Verification]:
     """Parse every option first (a bad one changes nothing and asks nothing of the API)."""
     with failing_on(BadLedgerFile, SigningKeyError, ValueError):
         loaded = [load_ledger(path) for path in ledgers or []]
         pinned = dict(_name_and_key(text) for text in partner_keys or [])
         anchor = _anchor(log_anchor) if log_anchor else None
-    with api_session(AuditApi, api_url, token) as api:
+    with api_session(AuditApi, api_url, token, ca_file) as api:
         data = fetch(api)
     with console.status("recomputing ε with dp_accounting..."):
         return data, verify(data, loaded, pinned, anchor)
@@ -64,20 +71,22 @@ def _anchor(text: str) -> tuple[int, str]:
 
 
 @app.command("verify")
-def verify_command(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL,
+def verify_command(api_url: UrlOption = DEFAULT_API_URL, token: TokenOption = None,
+                   ca_file: CaOption = None,
                    ledger: LedgerOption = None, partner_key: KeyOption = None,
                    log_anchor: AnchorOption = None) -> None:
     """Recompute every reported ε with a second accountant, cross-check partners' signed
     ledgers against the coordinator's records, and check the audit log's chain. Exit 1 on
     any problem, each named; 3 if something could not be cross-checked (a ledger export
     missing)."""
-    _, result = _verification(api_url, token, ledger, partner_key, log_anchor)
+    _, result = _verification(api_url, token, ca_file, ledger, partner_key, log_anchor)
     print_verification(result, console)
     _exit_for(result)
 
 
 @app.command("report")
-def report_command(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL,
+def report_command(api_url: UrlOption = DEFAULT_API_URL, token: TokenOption = None,
+                   ca_file: CaOption = None,
                    output: Annotated[Path, typer.Option(
                        "-o", "--output", help="The HTML file; the JSON goes beside it.")
                    ] = Path("audit-report.html"),
@@ -85,7 +94,7 @@ def report_command(token: TokenOption, api_url: UrlOption = DEFAULT_API_URL,
                    log_anchor: AnchorOption = None) -> None:
     """Verify, then write the audit as a self-contained HTML report and as JSON. Exit 1 if
     the verification failed, 3 if it is incomplete (the report is written either way)."""
-    data, result = _verification(api_url, token, ledger, partner_key, log_anchor)
+    data, result = _verification(api_url, token, ca_file, ledger, partner_key, log_anchor)
     report = AuditReport(data=data, verification=result)
     write_report(report, output)
     print_verification(result, console)

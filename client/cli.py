@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sangsaeng.shared.cli import REFUSED, USAGE, fail, failing_on
+from sangsaeng.shared.node_keys import NodeKeyError, create_node_key, node_public_key
 from sangsaeng.shared.signing import SigningKeyError, create_key, load_key, public_key_of
 
 from .budget import LedgerBroken, dataset_budget
@@ -31,8 +32,11 @@ ledger_app = typer.Typer(help="The append-only, hash-chained privacy ledger.",
                          no_args_is_help=True)
 key_app = typer.Typer(help="The partner's Ed25519 key: it signs ledger exports for auditors.",
                       no_args_is_help=True)
+node_key_app = typer.Typer(help="The node key: the SuperNode's identity at the coordinator "
+                           "(Flower's SuperNode authentication).", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(key_app, name="key")
+app.add_typer(node_key_app, name="node-key")
 console = Console()
 notes = Console(stderr=True)  # where stdout carries a result (a key, an export)
 
@@ -63,13 +67,21 @@ def node(
 ) -> None:
     """Run this partner's Flower SuperNode so that only its own installed sangsaeng runs on
     its data: a run whose app bundle is not the one this release builds is refused, and
-    no code the coordinator sends is ever imported."""
+    no code the coordinator sends is ever imported. Over TLS it signs every request with
+    the policy's node key (`sangsaeng client node-key create`), which the coordinator's
+    operator registered."""
     from .node import NodeError, run_node
 
-    _load(policy_path, None)  # a bad policy stops here, before anything starts
+    policy, _ = _load(policy_path, None)  # a bad policy stops here, before anything starts
     if insecure == (root_certificates is not None):
         fail("give exactly one of --insecure and --root-certificates", USAGE)
-    tls = ["--insecure"] if insecure else ["--root-certificates", str(root_certificates)]
+    if insecure:
+        tls = ["--insecure"]
+    else:  # the coordinator authenticates the node by this key: it must exist
+        with failing_on(NodeKeyError, code=USAGE):
+            node_public_key(policy.node_key_path())
+        tls = ["--root-certificates", str(root_certificates),
+               "--auth-supernode-private-key", str(policy.node_key_path())]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher %(message)s")
     with failing_on(NodeError, code=REFUSED):
         code = run_node(superlink, policy_path, runtime_port, tls)
@@ -184,3 +196,22 @@ def key_show(policy_path: PolicyOption) -> None:
     policy, _ = _load(policy_path, None)
     with failing_on(SigningKeyError, code=REFUSED):
         sys.stdout.write(public_key_of(load_key(policy.signing_key_path())) + "\n")
+
+
+@node_key_app.command("create")
+def node_key_create(policy_path: PolicyOption) -> None:
+    """Make the SuperNode's key (never overwrites one) and print its public key, which the
+    coordinator's operator registers (`sangsaeng admin partner add --node-key`)."""
+    policy, _ = _load(policy_path, None)
+    with failing_on(NodeKeyError, code=REFUSED):
+        public = create_node_key(policy.node_key_path())
+    notes.print(f"created {policy.node_key_path()} (keep it private); its public key:")
+    sys.stdout.write(public + "\n")
+
+
+@node_key_app.command("show")
+def node_key_show(policy_path: PolicyOption) -> None:
+    """Print the SuperNode's public key (one OpenSSH line)."""
+    policy, _ = _load(policy_path, None)
+    with failing_on(NodeKeyError, code=REFUSED):
+        sys.stdout.write(node_public_key(policy.node_key_path()) + "\n")

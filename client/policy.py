@@ -6,6 +6,7 @@ is touched or any budget is spent, with a reason that names the rule (never data
     partner = "hanbit-bank"
     ledger_dir = "ledger"                  # relative paths are relative to this file
     signing_key = "ledger/signing-key.pem" # Ed25519, for signed ledger exports (the default)
+    node_key = "ledger/node-key"           # ECDSA, the SuperNode's identity (the default)
 
     [datasets.caravan]
     data_path = "caravan.parquet"
@@ -101,6 +102,7 @@ class PartnerPolicy(BaseModel):
     partner: str = Field(min_length=1)
     ledger_dir: Path
     signing_key: Path | None = None  # Ed25519, PEM; default: signing-key.pem in ledger_dir
+    node_key: Path | None = None  # ECDSA, OpenSSH; default: node-key in ledger_dir
     # Text columns' encoder outputs, computed once (client/data.py); default: cache/ in
     # ledger_dir. Derived from the rows: keep it as private as the data.
     cache_dir: Path | None = None
@@ -143,6 +145,7 @@ class PartnerPolicy(BaseModel):
         resolved = self.model_copy(update={
             "ledger_dir": base / self.ledger_dir,
             "signing_key": base / self.signing_key if self.signing_key else None,
+            "node_key": base / self.node_key if self.node_key else None,
             "cache_dir": base / self.cache_dir if self.cache_dir else None,
             "datasets": {name: d.model_copy(update={"data_path": (base / d.data_path).resolve(),
                                                     "schema_path": base / d.schema_path})
@@ -171,6 +174,9 @@ class PartnerPolicy(BaseModel):
 
     def signing_key_path(self) -> Path:
         return self.signing_key or self.ledger_dir / "signing-key.pem"
+
+    def node_key_path(self) -> Path:
+        return self.node_key or self.ledger_dir / "node-key"
 
 
 def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:

@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sangsaeng.shared.cli import USAGE, fail, failing_on
+from sangsaeng.shared.cli import USAGE, CaOption, fail, failing_on
+from sangsaeng.shared.node_keys import NodeKeyError, parse_node_key
 from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
 from .accounts import Role, create_token
 from .db import Store
+from .db.partners import PartnerKeyTaken
 from .settings import STORE_URL_ENV, store_url
 
 admin_app = typer.Typer(help="Operators: API tokens, the dataset catalogue and partners' "
@@ -28,8 +30,8 @@ token_app = typer.Typer(help="API tokens (bearer; only their hash is stored).",
                         no_args_is_help=True)
 dataset_app = typer.Typer(help="The dataset catalogue startups browse.", no_args_is_help=True)
 admin_app.add_typer(token_app, name="token")
-partner_app = typer.Typer(help="Partners and the public keys their ledger exports are "
-                          "signed with.", no_args_is_help=True)
+partner_app = typer.Typer(help="Partners: the key their SuperNode authenticates with, and the "
+                          "one their ledger exports are signed with.", no_args_is_help=True)
 admin_app.add_typer(dataset_app, name="dataset")
 admin_app.add_typer(partner_app, name="partner")
 console = Console()
@@ -119,25 +121,88 @@ def partner_add(
     name: Annotated[str, typer.Argument(help="The partner's name, as in its policy file.")],
     public_key: Annotated[str, typer.Option(help="Its Ed25519 public key, as `sangsaeng "
                                                  "client key show` prints it.")],
-    replace: Annotated[bool, typer.Option(help="Replace a key registered before.")] = False,
+    node_key: Annotated[str | None, typer.Option(
+        help="Its node's public key, as `sangsaeng client node-key show` prints it (the line, "
+             "or a file holding it). Without one, its node cannot join runs.")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace keys registered before.")] = False,
     store_url: StoreOption = None,
 ) -> None:
-    """Register the key a partner signs its ledger exports with (auditors check them)."""
-    with failing_on(SigningKeyError):
+    """Register a partner: the coordinator lets its node in by its node key (within
+    seconds, if it is running) and checks its ledger exports against its signing key."""
+    with failing_on(SigningKeyError, NodeKeyError):
         parse_public_key(public_key)
+        node = parse_node_key(_text_or_file(node_key)) if node_key else None
     store = _store(store_url)
-    if not store.partners.put(name, public_key, replace=replace):
-        fail(f"partner '{name}' already has a key; --replace to change it")
-    _audit(store, "partner add", f"'{name}', key {public_key}")
-    console.print(f"partner '{escape(name)}' registered")
+    with failing_on(PartnerKeyTaken, code=1):
+        if not store.partners.put(name, public_key, node, replace=replace):
+            fail(f"partner '{name}' is registered; --replace to change its keys")
+    _audit(store, "partner add", f"'{name}', key {public_key}"
+           + (f", node key {node.split()[1][-16:]}" if node else ", no node key"))
+    console.print(f"partner '{escape(name)}' registered"
+                  + ("" if node else " (no node key: its node cannot join runs)"))
+
+
+@partner_app.command("remove")
+def partner_remove(name: str, store_url: StoreOption = None) -> None:
+    """Cut a partner off: its node is refused from its next request on. Its records and
+    keys stay, so what it did remains verifiable."""
+    store = _store(store_url)
+    if not store.partners.remove(name):
+        fail(f"no registered partner '{name}'")
+    _audit(store, "partner remove", f"'{name}'")
+    console.print(f"partner '{escape(name)}' removed; its node is refused within seconds")
 
 
 @partner_app.command("list")
 def partner_list(store_url: StoreOption = None) -> None:
-    table = Table("partner", "public key (Ed25519)", "registered")
+    table = Table("partner", "signing key (Ed25519)", "node key", "node id", "registered",
+                  "removed")
     for p in _store(store_url).partners.list():
-        table.add_row(p.name, p.public_key, p.registered_at.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(p.name, p.public_key, f"…{p.node_key[-16:]}" if p.node_key else "-",
+                      p.node_id or "-", p.registered_at.strftime("%Y-%m-%d %H:%M"),
+                      p.removed_at.strftime("%Y-%m-%d %H:%M") if p.removed_at else "")
     console.print(table)
+
+
+def _text_or_file(value: str) -> str:
+    path = Path(value)
+    return path.read_text() if len(value) < 4096 and path.is_file() else value
+
+
+@admin_app.command("certificates")
+def certificates(
+    out: Annotated[Path, typer.Option(help="Folder for ca.pem, ca.key, server.pem and "
+                                           "server.key.")],
+    host: Annotated[list[str], typer.Option(help="A name or address partners and startups "
+                                                 "reach the coordinator by; repeat for more.")],
+) -> None:
+    """Make a CA (kept if the folder has one) and a server certificate from it for `host`s
+    (and localhost). Give partners and startups ca.pem; keep ca.key offline. Issuing again
+    and restarting the server rotates the certificate."""
+    from .deployment.certificates import ensure_ca, issue_server
+
+    ca = ensure_ca(out)
+    files = issue_server(out, out, host)
+    console.print(f"CA {ca}; server certificate {files.certfile} and key {files.keyfile} "
+                  f"for {', '.join(host)}")
+
+
+@admin_app.command("probe")
+def probe(api_url: Annotated[str, typer.Option()] = "https://127.0.0.1:8000",
+          ca_file: CaOption = None) -> None:
+    """Exit 0 if the coordinator answers ready (a container's health command)."""
+    import httpx
+
+    from sangsaeng.shared.http import ApiError, tls_verification
+
+    try:
+        answer = httpx.get(f"{api_url.rstrip('/')}/api/v1/ready", timeout=5,
+                           verify=tls_verification(ca_file))
+    except (httpx.HTTPError, ApiError) as err:
+        fail(f"not ready: {type(err).__name__}: {err}")
+    if answer.status_code != 200:
+        fail(f"not ready: {answer.status_code} {answer.text[:200]}")
+    console.print("ready")
 
 
 def serve(
@@ -149,38 +214,56 @@ def serve(
     = "127.0.0.1",
     fleet_port: Annotated[int, typer.Option()] = 9092,
     fleet_allow: Annotated[list[str] | None, typer.Option(
-        help="A partner network (CIDR) allowed to reach the Fleet proxy; repeat for more "
-             "[default: loopback only].")] = None,
+        help="Only from this network (CIDR) may nodes reach the Fleet proxy; repeat for "
+             "more [default: any; partners are known by their node keys].")] = None,
     workdir: Annotated[Path | None, typer.Option(
-        help="Logs and the SuperLink's own state [default: ~/.sangsaeng/coordinator].")] = None,
+        help="Logs, the SuperLink's own state and the coordinator's internal CA "
+             "[default: ~/.sangsaeng/coordinator].")] = None,
+    tls_certfile: Annotated[Path | None, typer.Option(
+        help="The certificate (PEM chain) the API and the Fleet proxy serve "
+             "(`sangsaeng admin certificates` makes one).")] = None,
+    tls_keyfile: Annotated[Path | None, typer.Option(help="Its private key (PEM).")] = None,
 ) -> None:
-    """Run the coordinator until Ctrl-C: SuperLink on loopback, Fleet proxy, API.
+    """Run the coordinator until Ctrl-C: SuperLink on loopback, Fleet proxy, API, each
+    over TLS; only registered partners' node keys are let in.
 
     The SuperLink's Control API stays private; partners reach only the Fleet proxy, startups
-    and auditors the API. The store is SANGSAENG_STORE_URL."""
+    and auditors the API. The store is SANGSAENG_STORE_URL (or the file
+    SANGSAENG_STORE_URL_FILE names)."""
     import ipaddress
     import signal
     import time
 
+    from sqlalchemy.engine import make_url
+
+    from .deployment.certificates import CertificateError, TlsFiles
     from .deployment.coordinator import Coordinator
-    from .deployment.fleet_proxy import LOOPBACK_ONLY
+    from .deployment.fleet_proxy import ANYWHERE
 
     workdir = workdir or Path.home() / ".sangsaeng" / "coordinator"
     try:
         allow = tuple(str(ipaddress.ip_network(c, strict=False)) for c in fleet_allow or [])
     except ValueError as err:
         fail(f"--fleet-allow: {err}", USAGE)
-    coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host, fleet_port,
-                              persistent_superlink=True, fleet_allow=allow or LOOPBACK_ONLY)
+    if tls_certfile is None or tls_keyfile is None:
+        fail("give --tls-certfile and --tls-keyfile: the API and the Fleet proxy serve TLS "
+             "only (`sangsaeng admin certificates` makes a CA and a certificate)", USAGE)
+    with failing_on(CertificateError, OSError):
+        coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host,
+                                  fleet_port, persistent_superlink=True,
+                                  fleet_allow=allow or ANYWHERE,
+                                  tls=TlsFiles(tls_certfile, tls_keyfile))
+
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops it as cleanly as Ctrl-C
 
     signal.signal(signal.SIGTERM, on_term)
+    shown_store = make_url(coordinator.store.url).render_as_string(hide_password=True)
     with coordinator:
         console.print(f"API: {coordinator.api_url}/docs  ·  partners' SuperNodes: "
                       f"--superlink {coordinator.fleet_address} (from "
                       f"{', '.join(coordinator.fleet_allow)})  ·  store: "
-                      f"{coordinator.store.url}\nCtrl-C stops it.")
+                      f"{shown_store}\nCtrl-C stops it.")
         try:
             while coordinator.services.alive():
                 time.sleep(0.5)

@@ -3,14 +3,18 @@ the bearer token, the base URL, and one error for every refusal or network failu
 
 from __future__ import annotations
 
+import os
+import ssl
+from pathlib import Path
 from typing import Any, Self
 
 import httpx
 
 from .rest import API_PREFIX
 
-API_URL_ENV, TOKEN_ENV = "SANGSAENG_API_URL", "SANGSAENG_TOKEN"
-DEFAULT_API_URL = "http://127.0.0.1:8000"
+API_URL_ENV, TOKEN_ENV, CA_FILE_ENV = "SANGSAENG_API_URL", "SANGSAENG_TOKEN", "SANGSAENG_CA_FILE"
+TOKEN_FILE_ENV = "SANGSAENG_TOKEN_FILE"
+DEFAULT_API_URL = "https://127.0.0.1:8000"
 
 
 class ApiError(RuntimeError):
@@ -23,10 +27,14 @@ class ApiError(RuntimeError):
 
 
 class ApiClient:
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, token: str, timeout: float = 30.0,
+                 ca_file: Path | None = None) -> None:
+        """A client of the API at `url`, whose certificate is verified against `ca_file`
+        (default: SANGSAENG_CA_FILE, else the system's CAs)."""
         self.url = url
         self._http = httpx.Client(base_url=url.rstrip("/") + API_PREFIX, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"})
+                                  headers={"Authorization": f"Bearer {token}"},
+                                  verify=tls_verification(ca_file))
 
     def close(self) -> None:
         self._http.close()
@@ -44,11 +52,24 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as err:
+            if "CERTIFICATE_VERIFY_FAILED" in str(err):
+                raise ApiError(0, f"the API's certificate is not trusted ({self._http.base_url})"
+                                  f": give its CA with --ca-file or {CA_FILE_ENV}") from None
             raise ApiError(0, f"cannot reach the API at {self._http.base_url} "
                               f"({type(err).__name__})") from None
         if response.is_error:
             raise ApiError(response.status_code, reason(response))
         return response
+
+
+def tls_verification(ca_file: Path | None = None) -> ssl.SSLContext:
+    """How a client verifies the coordinator's certificate: against `ca_file`, else
+    SANGSAENG_CA_FILE, else the system's CAs. Never not at all."""
+    ca = ca_file or os.environ.get(CA_FILE_ENV) or None
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except (OSError, ssl.SSLError) as err:
+        raise ApiError(0, f"cannot read the CA file {ca}: {err}") from None
 
 
 def reason(response: httpx.Response) -> str:

@@ -45,6 +45,7 @@ from sangsaeng.server.deployment.flower_processes import PartnerNode
 from sangsaeng.server.runs.reconcile import END_GRACE
 from sangsaeng.server.runs.states import COMPLETED, OPEN
 from sangsaeng.shared.models import load_model, to_safetensors
+from sangsaeng.shared.node_keys import create_node_key, node_public_key
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
 from sangsaeng.shared.signing import create_key, load_key, public_key_of
@@ -154,14 +155,15 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         # The operator's part: publish the dataset's schema, give the startup a token.
         coordinator.store.catalogue.put(entry.name, entry.model_dump_json())
         token = create_token(coordinator.store, "demo", Role.STARTUP, DEMO_TENANT)
-        for partner in partners:  # its key, made by the partner; registered by the operator
-            coordinator.store.partners.put(partner.partner, _partner_key(partner))
+        for partner in partners:  # its keys, made by the partner; registered by the operator
+            coordinator.store.partners.put(partner.partner, _partner_key(partner),
+                                           _node_key(partner), replace=True)
             coordinator.add_partner(partner)
         console.print(f"API {coordinator.api_url}; partners' SuperNodes "
                       f"({', '.join(p.partner for p in partners)}) dial the Fleet proxy "
                       f"{coordinator.fleet_address}")
         # The startup's part, through the API only.
-        with SangsaengApi(coordinator.api_url, token) as api:
+        with SangsaengApi(coordinator.api_url, token, ca_file=coordinator.ca_file) as api:
             if base_bytes is not None:
                 uploaded = api.upload_model(base_bytes)
                 task = task.model_copy(update={"base_model": uploaded.sha256})
@@ -184,7 +186,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
         # The auditor's part: partners' signed ledgers against the coordinator's records.
         auditor = create_token(coordinator.store, "demo-auditor", Role.AUDITOR)
         ledgers = _export_ledgers(partners, task.dataset, workdir / "ledger-exports")
-        with AuditApi(coordinator.api_url, auditor) as api:
+        with AuditApi(coordinator.api_url, auditor, ca_file=coordinator.ca_file) as api:
             data = fetch(api)
         verification = verify(data, ledgers)
         report_path = workdir / "audit-report.html"
@@ -207,6 +209,12 @@ def _partner_key(partner: PartnerNode) -> str:
     """The partner's public key, its key pair made on first use."""
     path = PartnerPolicy.load(partner.policy_path).signing_key_path()
     return public_key_of(load_key(path)) if path.exists() else create_key(path)
+
+
+def _node_key(partner: PartnerNode) -> str:
+    """The partner's node key (its SuperNode's identity), made on first use."""
+    path = PartnerPolicy.load(partner.policy_path).node_key_path()
+    return node_public_key(path) if path.exists() else create_node_key(path)
 
 
 def _export_ledgers(partners: list[PartnerNode], dataset: str, outdir: Path

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from sangsaeng import __version__
 from sangsaeng.server.db import Store
 from sangsaeng.server.flower.control import FlowerControl
+from sangsaeng.server.flower.node_registry import sync_nodes
 from sangsaeng.server.runs.lifecycle import SuperLinkUnavailable
 from sangsaeng.server.runs.reconcile import reconcile_open_runs
 from sangsaeng.shared.rest import API_PREFIX
@@ -30,7 +31,8 @@ RECONCILE_SECONDS = 2.0
 
 def create_app(store: Store, control: FlowerControl) -> FastAPI:
     """The API over `store`, driving Flower through `control` (the SuperLink's private
-    Control API). A background task keeps open runs in the store in step with Flower."""
+    Control API). A background task keeps open runs in the store, and the partners' nodes
+    the SuperLink lets in, in step with Flower."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,10 +55,12 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
 
 async def _reconcile_forever(store: Store, control: FlowerControl) -> None:
     while True:
-        try:
-            await run_in_threadpool(reconcile_open_runs, store, control)
-        except Exception as err:  # the SuperLink may be restarting: try again later
-            log.warning("could not reconcile runs with Flower: %s", type(err).__name__)
+        for what, step in (("partners' nodes", sync_nodes), ("runs", reconcile_open_runs)):
+            try:
+                await run_in_threadpool(step, store, control)
+            except Exception as err:  # the SuperLink may be restarting: try again later
+                log.warning("could not reconcile %s with Flower: %s", what,
+                            type(err).__name__)
         await asyncio.sleep(RECONCILE_SECONDS)
 
 

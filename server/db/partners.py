@@ -47,6 +47,14 @@ class PartnerQueries:
         with self.session() as s:
             return list(s.scalars(select(Partner).order_by(Partner.name)))
 
+    def admitted_node_keys(self) -> set[str]:
+        """The node keys of partners not removed, once registered with the SuperLink (a
+        node that dials before then is refused with a reason, and is started again)."""
+        with self.session() as s:
+            return set(s.scalars(select(Partner.node_key).where(
+                Partner.node_key.is_not(None), Partner.node_id.is_not(None),
+                Partner.removed_at.is_(None))))
+
     def set_node_id(self, name: str, node_id: str | None) -> None:
         with self.session() as s:
             row = s.get(Partner, name)

@@ -1,10 +1,16 @@
-"""The coordinator's side as one unit: the SuperLink on a private address, the Fleet
-proxy partners dial, and the API startups and auditors use. `sangsaeng server` runs it
-until Ctrl-C; the demo and the tests run it on loopback with partner SuperNodes."""
+"""The coordinator's side as one unit: the SuperLink on loopback, the Fleet proxy partners
+dial, and the API startups and auditors use, every one over TLS. `sangsaeng server` runs it
+until Ctrl-C; the demo and the tests run it on loopback with partner SuperNodes.
+
+Two certificates: the operator's (`tls`), which partners and startups verify, on the API
+and the Fleet proxy; and one from the coordinator's own CA in `workdir`/internal-ca for
+the loopback SuperLink, which Flower's SuperNode authentication needs to run over TLS.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -13,7 +19,8 @@ from sangsaeng.server.api import create_app
 from sangsaeng.server.db import Store
 from sangsaeng.server.flower.control import FlowerControl
 
-from .fleet_proxy import LOOPBACK_ONLY, create_fleet_proxy
+from .certificates import TlsFiles, issue_server
+from .fleet_proxy import ANYWHERE, create_fleet_proxy
 from .flower_processes import LOOPBACK, LocalDeployment, PartnerNode, free_port
 from .listeners import Listener, Services
 
@@ -27,17 +34,29 @@ class Coordinator:
     fleet_host: str = LOOPBACK
     fleet_port: int = field(default_factory=free_port)
     persistent_superlink: bool = False  # keep Flower's run state in workdir across restarts
-    fleet_allow: tuple[str, ...] = LOOPBACK_ONLY  # partners' networks (CIDRs)
+    fleet_allow: tuple[str, ...] = ANYWHERE  # partners' networks (CIDRs), a second fence
+    # The API's and the Fleet proxy's certificate; None: one the internal CA issues for
+    # the listening hosts (the demo, tests), which clients verify with `ca_file`.
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         self._stack = contextlib.ExitStack()
         self.store = Store(self.store_url)  # a wrong store fails here, before any process
+        if self.tls is not None:
+            self.tls.check()  # so do missing or mismatched certificate files
         database = self.workdir / "superlink.db" if self.persistent_superlink else None
-        self.flower = LocalDeployment(self.workdir / "logs", self.store_url, database=database)
+        self.flower = LocalDeployment(self.workdir / "logs", self.store_url, database=database,
+                                      internal_ca=self.workdir / "internal-ca")
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA that verifies the API's and Fleet proxy's certificate, if it is the
+        coordinator's own (None when the operator gave one)."""
+        return None if self.tls is not None else self.flower.ca_file
 
     @property
     def api_url(self) -> str:
-        return f"http://{_connectable(self.api_host)}:{self.api_port}"
+        return f"https://{_connectable(self.api_host)}:{self.api_port}"
 
     @property
     def fleet_address(self) -> str:
@@ -46,19 +65,27 @@ class Coordinator:
     def __enter__(self) -> Coordinator:
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.flower)
-            control = FlowerControl(self.flower.address)
+            internal_ca = self.flower.ca_file
+            assert internal_ca is not None
+            control = FlowerControl(self.flower.address, root_certificates=internal_ca)
             stack.callback(control.close)
+            hosts = sorted({self.api_host, self.fleet_host} - {"0.0.0.0", ""})
+            tls = self.tls or issue_server(internal_ca.parent, self.workdir / "tls", hosts)
+            fleet = create_fleet_proxy(
+                self.flower.address, self.store.partners.admitted_node_keys, self.fleet_allow,
+                ssl.create_default_context(cafile=internal_ca))
             self.services = stack.enter_context(Services([
-                Listener(create_app(self.store, control), self.api_host, self.api_port),
-                Listener(create_fleet_proxy(self.flower.address, self.fleet_allow),
-                         self.fleet_host, self.fleet_port),
+                Listener(create_app(self.store, control), self.api_host, self.api_port, tls),
+                Listener(fleet, self.fleet_host, self.fleet_port, tls),
             ]))
             self._stack = stack.pop_all()
         return self
 
     def add_partner(self, partner: PartnerNode) -> None:
-        """Start a partner's SuperNode here, dialling the Fleet proxy as a real one would."""
-        self.flower.add_supernode(partner, self.fleet_address)
+        """Start a partner's SuperNode here, dialling the Fleet proxy as a real one would
+        (its node key must be registered: `store.partners.put(..., node_key=...)`)."""
+        assert self.ca_file is not None, "a partner of the operator's certificate: start it"
+        self.flower.add_supernode(partner, self.fleet_address, self.ca_file)
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

@@ -1,34 +1,54 @@
 """The only door partners get: a reverse proxy that forwards the SuperLink's Fleet API
-(`POST /v1/fleet/<call>`) and nothing else, and only from partners' networks.
+(`POST /v1/fleet/<call>`) and nothing else, only for registered node keys.
 
 In Flower 1.42 the Fleet, Control and Runtime APIs share one HTTP port. The SuperLink
-therefore listens on loopback (or a private address) only, and partners' SuperNodes
-dial this proxy instead: the Control API, which has no authentication in open-source
-Flower, and the Runtime API stay out of their reach. A SuperNode that joins receives
-every round's global model, so the proxy also answers only the networks the operator
-names (`--fleet-allow`); put mutual TLS in front of it in real deployments
-(deploy/README.md).
+therefore listens on loopback only, and partners' SuperNodes dial this proxy instead: the
+Control API and the Runtime API stay out of their reach. A SuperNode that joins receives
+every round's global model, so a call must carry the public key of a registered partner's
+node (Flower's `flwr-public-key` header; the SuperLink itself checks the request's
+signature with it and the node's registration). The peer's address is never trusted for
+identity, and headers such as X-Forwarded-For are ignored (uvicorn's proxy_headers off);
+`--fleet-allow` networks are a second, optional fence.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import contextlib
 import ipaddress
+import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from sangsaeng.shared.node_keys import NodeKeyError, from_pem
 
 log = logging.getLogger(__name__)
 FLEET_CALL = re.compile(r"[a-z][a-z-]{0,63}")  # register-node, pull-messages, ...
 LOOPBACK_ONLY = ("127.0.0.0/8", "::1/128")
+ANYWHERE = ("0.0.0.0/0", "::/0")
 UPSTREAM_TIMEOUT = 60.0
+BODY_TIMEOUT = 120.0  # a whole request body, however slowly it trickles in
 MAX_BODY = 512 * 2**20  # a model update of a few hundred MB at most
+KEYS_TTL = 2.0  # seconds a read of the registered keys is reused
+MISS_REFRESH = 1.0  # an unknown key reads them again at most this often
+PUBLIC_KEY_HEADER = "flwr-public-key"
+# Flower's Fleet error codes (flwr/supercore/error/base.py, ApiErrorCode): a SuperNode
+# refused on connecting (HTTP 412, as the SuperLink answers) exits printing
+# "[code: N] detail"; refused later (HTTP 401, as for a failed signature) it shuts itself
+# down (flwr/supercore/retry/http_retry.py).
+NO_NODE_KEY, NODE_NOT_REGISTERED = 2001, 2004
+CONNECTING = {"register-node", "activate-node"}
 # Hop-by-hop headers (RFC 9110, 7.6.1) and those httpx/uvicorn set for each hop themselves.
 _HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                 "trailer", "transfer-encoding", "upgrade", "host", "content-length",
@@ -37,12 +57,22 @@ _HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authori
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def create_fleet_proxy(superlink_address: str,
-                       allow: Iterable[str] = LOOPBACK_ONLY) -> Starlette:
-    """A Starlette app forwarding Fleet calls from the `allow`ed networks (CIDRs) to the
-    SuperLink at `superlink_address`."""
+class _TooLarge(Exception):
+    pass
+
+
+def create_fleet_proxy(superlink_address: str, registered_keys: Callable[[], set[str]],
+                       allow: Iterable[str] = ANYWHERE,
+                       superlink_ca: ssl.SSLContext | None = None,
+                       max_body: int = MAX_BODY) -> Starlette:
+    """A Starlette app forwarding Fleet calls that carry one of `registered_keys()` (node
+    public keys, OpenSSH lines), from the `allow`ed networks (CIDRs), to the SuperLink at
+    `superlink_address` (over TLS verified with `superlink_ca`, or plain HTTP if None)."""
     networks = [ipaddress.ip_network(cidr, strict=False) for cidr in allow]
-    client = httpx.AsyncClient(base_url=f"http://{superlink_address}", timeout=UPSTREAM_TIMEOUT)
+    scheme = "https" if superlink_ca is not None else "http"
+    client = httpx.AsyncClient(base_url=f"{scheme}://{superlink_address}",
+                               timeout=UPSTREAM_TIMEOUT, verify=superlink_ca or True)
+    keys = _Cached(registered_keys, KEYS_TTL)
 
     async def forward(request: Request) -> Response:
         if not _allowed(request, networks):
@@ -51,11 +81,16 @@ def create_fleet_proxy(superlink_address: str,
             return PlainTextResponse("forbidden", 403)
         if not FLEET_CALL.fullmatch(request.path_params["call"]):
             return PlainTextResponse("not found", 404)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        if (refusal := await _identity_refusal(request, keys)) is not None:
+            log.warning("refused a Fleet call (%s): %s", request.path_params["call"],
+                        json.loads(bytes(refusal.body))["detail"])
+            return refusal
+        try:
+            body = await asyncio.wait_for(_body(request, max_body), BODY_TIMEOUT)
+        except _TooLarge:
             return PlainTextResponse("request too large", 413)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return PlainTextResponse("request too large", 413)
+        except (TimeoutError, ClientDisconnect):
+            return PlainTextResponse("request body too slow", 408)
         try:
             upstream = await client.post(request.url.path, content=body,
                                          headers=_end_to_end(request.headers.items()))
@@ -79,6 +114,59 @@ def create_fleet_proxy(superlink_address: str,
         Route("/{anything:path}", refuse, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ], lifespan=lifespan)
 
+
+async def _identity_refusal(request: Request, keys: _Cached) -> Response | None:
+    """None if the call names a registered node key; else Flower's kind of error answer."""
+    status = 412 if request.path_params["call"] in CONNECTING else 401
+    header = request.headers.get(PUBLIC_KEY_HEADER)
+    if header is None:
+        return _flower_error(status, NO_NODE_KEY, "this coordinator lets in only registered "
+                             "partner nodes: start the SuperNode with its node key "
+                             "(`sangsaeng client node` over TLS uses the policy's)")
+    try:
+        key = from_pem(base64.b64decode(header, validate=True))
+    except (binascii.Error, NodeKeyError, ValueError):
+        return _flower_error(status, NODE_NOT_REGISTERED, "the node's public key is malformed")
+    if not await asyncio.to_thread(keys.contains, key):
+        return _flower_error(status, NODE_NOT_REGISTERED, "this node key is not registered at "
+                             "the coordinator (or its partner was removed): the operator "
+                             "adds it with `sangsaeng admin partner add --node-key`")
+    return None
+
+
+def _flower_error(status: int, code: int, detail: str) -> Response:
+    return Response(json.dumps({"code": code, "detail": detail}), status,
+                    media_type="application/json")
+
+
+async def _body(request: Request, max_body: int) -> bytes:
+    """The body, read as it streams in and refused as soon as it passes `max_body` (a
+    Content-Length above it is refused before reading anything)."""
+    if int(request.headers.get("content-length") or 0) > max_body:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _Cached:
+    """The registered keys, read again after `ttl` seconds (a partner removed is refused
+    within `ttl`), or on a miss at most once a second (a partner just added gets in)."""
+
+    def __init__(self, read: Callable[[], set[str]], ttl: float) -> None:
+        self.read, self.ttl = read, ttl
+        self.value: set[str] = set()
+        self.at = -float("inf")
+
+    def contains(self, key: str) -> bool:
+        age = time.monotonic() - self.at
+        if age > self.ttl or (key not in self.value and age > MISS_REFRESH):
+            self.value, self.at = self.read(), time.monotonic()
+        return key in self.value
 
 def _allowed(request: Request, networks: list[Network]) -> bool:
     try:

@@ -21,6 +21,8 @@ from types import TracebackType
 from sangsaeng.server import settings
 from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
+from .certificates import ensure_ca, issue_server
+
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -28,13 +30,16 @@ STOP_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class PartnerNode:
-    """A partner's SuperNode: its name (for logs) and its own policy file."""
+    """A partner's SuperNode: its name (for logs), its own policy file, and (for Flower's
+    stock SuperNode only: `sangsaeng client node` takes it from the policy) its node key."""
 
     partner: str
     policy_path: Path
+    node_key: Path | None = None
 
     def node_config(self) -> str:
         return f'{NODE_CONFIG_POLICY}="{self.policy_path.resolve()}"'  # TOML-quoted string
+
 
 
 def free_port() -> int:
@@ -56,6 +61,11 @@ class LocalDeployment:
     # the Control API's ConfigureSimulationFederation) instead of on real SuperNodes.
     simulation: bool = False
     pinned: bool = True  # partners' SuperNodes run only their own ClientApp (client/node.py)
+    # The coordinator's own CA (made once in this folder): with it, the SuperLink serves
+    # TLS on loopback and lets in only registered node keys (Flower's SuperNode
+    # authentication), and SuperNodes sign every request with their partner's node key.
+    # Without it, plain HTTP and no node identity (Flower-layer tests, simulation).
+    internal_ca: Path | None = None
     port: int = field(default_factory=free_port)
     node_ports: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -67,35 +77,56 @@ class LocalDeployment:
         so it must stay private (partners go through fleet_proxy)."""
         return f"{LOOPBACK}:{self.port}"
 
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA the SuperLink's certificate verifies against (None: plain HTTP)."""
+        return self.internal_ca / "ca.pem" if self.internal_ca else None
+
     def __enter__(self) -> LocalDeployment:
         self.workdir.mkdir(parents=True, exist_ok=True)
         database = ["--database", str(self.database)] if self.database else []
         simulation = ["--simulation"] if self.simulation else []
+        if self.internal_ca is None:
+            security, identity = ["--insecure"], "reported"
+        else:  # a fresh certificate at every start: rotating it is restarting
+            ca = ensure_ca(self.internal_ca)
+            tls = issue_server(self.internal_ca, self.internal_ca, [LOOPBACK], "superlink")
+            security, identity = ["--ssl-certfile", str(tls.certfile), "--ssl-keyfile",
+                                  str(tls.keyfile), "--ssl-ca-certfile", str(ca),
+                                  "--enable-supernode-auth"], "keys"
         try:
             self._spawn("superlink", [
-                "flower-superlink", "--insecure", "--disable-runtime-dependency-installation",
+                "flower-superlink", *security, "--disable-runtime-dependency-installation",
                 "--host", LOOPBACK, "--port", str(self.port), *database, *simulation,
-            ], env={settings.STORE_URL_ENV: self.store_url})
+            ], env={settings.STORE_URL_ENV: self.store_url,
+                    settings.NODE_IDENTITY_ENV: identity})
             self._await_port(self.port, self.processes[0])
             for partner in self.partners:
-                self.add_supernode(partner, self.address)
+                self.add_supernode(partner, self.address, self.ca_file)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def add_supernode(self, partner: PartnerNode, fleet_address: str) -> None:
+    def add_supernode(self, partner: PartnerNode, fleet_address: str,
+                      root_certificates: Path | None = None) -> None:
         """Start a partner's SuperNode dialling `fleet_address` (the SuperLink or a proxy),
         as a partner does: `sangsaeng client node`, which runs only the partner's installed
-        ClientApp (with `pinned=False`, Flower's stock SuperNode, which runs the FAB's)."""
+        ClientApp (with `pinned=False`, Flower's stock SuperNode, which runs the FAB's).
+        Over TLS (verified with `root_certificates`) it signs with its policy's node key."""
         self.fleet_addresses.add(fleet_address)
         self.node_ports.append(free_port())
+        tls = ["--insecure"]
+        if root_certificates is not None:
+            tls = ["--root-certificates", str(root_certificates)]
         if self.pinned:
-            argv = ["sangsaeng", "client", "node", "--insecure", "--superlink", fleet_address,
+            argv = ["sangsaeng", "client", "node", *tls, "--superlink", fleet_address,
                     "--runtime-port", str(self.node_ports[-1]),
                     "--policy", str(partner.policy_path.resolve())]
         else:
-            argv = ["flower-supernode", "--insecure", "--superlink", fleet_address,
+            if root_certificates is not None and partner.node_key is not None:
+                tls += ["--auth-supernode-private-key", str(partner.node_key)]
+            argv = ["flower-supernode", *tls, "--superlink", fleet_address,
                     "--host", LOOPBACK, "--port", str(self.node_ports[-1]),
                     "--node-config", partner.node_config()]
         self._spawn(f"supernode-{partner.partner}", argv)

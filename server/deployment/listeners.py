@@ -12,7 +12,10 @@ from types import TracebackType
 import uvicorn
 from starlette.types import ASGIApp
 
+from .certificates import TlsFiles
+
 READY_TIMEOUT = 30.0
+LIMIT_CONCURRENCY = 200  # connections and tasks at once; beyond, 503 (not memory or fds)
 
 
 @dataclass(frozen=True)
@@ -20,19 +23,24 @@ class Listener:
     app: ASGIApp
     host: str
     port: int
+    tls: TlsFiles | None = None  # plain HTTP only where tests need a loopback listener
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 class Services:
     """Context manager: every listener served until exit (uvicorn's graceful shutdown)."""
 
     def __init__(self, listeners: list[Listener]) -> None:
+        # proxy_headers off: X-Forwarded-For and the like are set by clients, never trusted.
         self._servers = [uvicorn.Server(uvicorn.Config(
             item.app, host=item.host, port=item.port, log_level="warning", access_log=False,
-            ws="none", timeout_graceful_shutdown=5,
+            ws="none", timeout_graceful_shutdown=5, proxy_headers=False, server_header=False,
+            timeout_keep_alive=15, limit_concurrency=LIMIT_CONCURRENCY,
+            ssl_certfile=item.tls.certfile if item.tls else None,
+            ssl_keyfile=item.tls.keyfile if item.tls else None,
         )) for item in listeners]
         self._thread = threading.Thread(target=self._run, name="sangsaeng-http", daemon=True)
         self.error: BaseException | None = None

@@ -10,15 +10,19 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from flwr.app.user_config import UserConfig
 from flwr.common.serde import fab_to_proto, user_config_to_proto
 from flwr.proto.control_pb2 import (
     ConfigureSimulationFederationRequest,
+    ListNodesRequest,
     ListRunsRequest,
+    RegisterNodeRequest,
     StartRunRequest,
     StopRunRequest,
+    UnregisterNodeRequest,
 )
 from flwr.proto.federation_config_pb2 import SimulationConfig
 from flwr.supercore.control.control_http_client import ControlHttpClient
@@ -42,11 +46,21 @@ class FlowerRunStatus:
         return self.status == "finished"
 
 
+@dataclass(frozen=True)
+class FlowerNode:
+    node_id: int
+    public_key: bytes  # PEM; empty for a node that registered itself (no authentication)
+    status: str  # registered | online | offline | unregistered
+
+
 class FlowerControl:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, root_certificates: Path | None = None) -> None:
+        """A client of the Control API at `address`: over TLS verified against
+        `root_certificates` (a CA file), or plain HTTP on loopback if None."""
         self._client = ControlHttpClient.from_server_address(
-            server_address=address, insecure=True, root_certificates=None, interceptors=[]
-        )
+            server_address=address, insecure=root_certificates is None,
+            root_certificates=root_certificates.read_bytes() if root_certificates else None,
+            interceptors=[])
 
     def start_run(self, task_json: str, store_run_id: int) -> int:
         """Start a run of Sangsaeng's app on `task_json` (from a validated TaskSpec.to_json();
@@ -88,6 +102,19 @@ class FlowerControl:
         self._client.ConfigureSimulationFederation(ConfigureSimulationFederationRequest(
             config=SimulationConfig(num_supernodes=virtual_nodes, init_args_num_cpus=cpus,
                                     client_resources_num_cpus=cpus_per_node)))
+
+    def nodes(self) -> list[FlowerNode]:
+        return [FlowerNode(n.node_id, n.public_key, n.status)
+                for n in self._client.ListNodes(ListNodesRequest()).nodes_info]
+
+    def register_node(self, public_key_pem: bytes, name: str) -> int:
+        """Let the node with this key in (SuperLinks with --enable-supernode-auth); its id."""
+        return int(self._client.RegisterNode(RegisterNodeRequest(
+            public_key=public_key_pem, name=name)).node_id)
+
+    def unregister_node(self, node_id: int) -> None:
+        """Cut the node off: its next request, and its heartbeat, are refused."""
+        self._client.UnregisterNode(UnregisterNodeRequest(node_id=node_id))
 
     def stop_run(self, run_id: int) -> None:
         self._client.StopRun(StopRunRequest(run_id=run_id))

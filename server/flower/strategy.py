@@ -20,6 +20,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from pydantic import ValidationError
 
+from sangsaeng.server import settings
 from sangsaeng.server.db import Store
 from sangsaeng.shared import wire
 from sangsaeng.shared.accounting import PrivacyReport
@@ -50,6 +51,7 @@ class RecordingFedAvg(FedAvg):
         self.task, self.store, self.run_id = task, store, run_id
         self.latest_arrays: ArrayRecord | None = None
         self.trained_nodes: set[int] = set()  # whose update the last round used
+        self.authenticated = settings.nodes_authenticated()
 
     # Flower's own sampling (strategy_utils.sample_nodes) waits for nodes without a
     # deadline; every round here asks all connected nodes, after a bounded wait.
@@ -73,41 +75,29 @@ class RecordingFedAvg(FedAvg):
                                   MessageType.EVALUATE, first=True)
         replies = grid.send_and_receive(messages, timeout=self.task.round_timeout)
         replied, failed = self._check_and_log_replies(replies, is_train=False, validate=False)
-        ok, reports = [], []
-        for msg in replied:
-            report = _privacy_report(msg)
-            if report is None or report.steps != 0:  # spent without saying so: not used
-                failed.append(msg)
-            else:
-                ok.append(msg)
-                reports.append((msg.metadata.src_node_id, report))
+        ok, reports, refused = self._reports(replied, base=True)
         self.store.privacy.add(self.run_id, wire.BASE_ROUND, reports)
+        errors = sorted({_reason(m) for m in failed} | set(refused))
         metrics = _weighted_mean([m.content.metric_records[wire.METRICS] for m in ok])
         self.store.runs.record_round(self.run_id, wire.BASE_ROUND, evaluated_nodes=len(ok),
-                                     metrics=metrics,
-                                     partner_errors=sorted({_reason(m) for m in failed}))
+                                     metrics=metrics, partner_errors=errors)
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("base model evaluation", wire.BASE_ROUND, len(ok),
-                                     self.task.min_nodes, failed))
+                                     self.task.min_nodes, errors))
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         replied, failed = self._check_and_log_replies(replies, is_train=True, validate=False)
-        ok, reports = [], []
-        for msg in replied:
-            if (report := _privacy_report(msg)) is None:
-                failed.append(msg)  # an update without its privacy report is never used
-            else:
-                ok.append(msg)
-                reports.append((msg.metadata.src_node_id, report))
+        ok, reports, refused = self._reports(replied)
         # Record every privacy report that arrived, even if this round then fails:
         # those partners spent budget whether or not the update is used.
         self.store.privacy.add(self.run_id, server_round, reports)
+        errors = sorted({_reason(m) for m in failed} | set(refused))
         self.store.runs.record_round(self.run_id, server_round, trained_nodes=len(ok),
-                                     partner_errors=sorted({_reason(m) for m in failed}))
+                                     partner_errors=errors)
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
-                                     failed))
+                                     errors))
         arrays, metrics = super().aggregate_train(server_round, ok)
         self.latest_arrays = arrays
         self.trained_nodes = {msg.metadata.src_node_id for msg in ok}
@@ -116,14 +106,46 @@ class RecordingFedAvg(FedAvg):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
                            ) -> MetricRecord | None:
         ok, failed = self._check_and_log_replies(replies, is_train=False, validate=False)
+        errors = sorted({_reason(m) for m in failed})
         if len(ok) < self.task.min_nodes:
             raise RunFailed(_too_few("evaluation", server_round, len(ok), self.task.min_nodes,
-                                     failed))
+                                     errors))
         metrics = _weighted_mean([m.content.metric_records[wire.METRICS] for m in ok])
-        errors = sorted({_reason(m) for m in failed})
         self.store.runs.record_round(self.run_id, server_round, evaluated_nodes=len(ok),
                                      metrics=metrics, partner_errors=errors)
         return MetricRecord(metrics)
+
+    def _reports(self, replied: list[Message], base: bool = False
+                 ) -> tuple[list[Message], list[tuple[int, PrivacyReport]], list[str]]:
+        """(replies to use, privacy reports to record, why others were refused). A report is
+        recorded under the partner whose node key the SuperLink authenticated, never the
+        name a node gives itself; a reply that names another partner is recorded (its
+        budget is spent) but not used. Without its privacy report (or, for the base
+        model's evaluation, with training steps in it) a reply is never used."""
+        ok, reports, refused = [], [], []
+        for msg in replied:
+            report = _privacy_report(msg)
+            node = msg.metadata.src_node_id
+            if report is None or (base and report.steps != 0):
+                refused.append(_reason(msg))
+                continue
+            partner = self._partner_of(node, report)
+            if partner is None:  # no registered partner: nothing may be recorded or used
+                refused.append("a reply from a node no registered partner holds")
+                continue
+            reports.append((node, report.model_copy(update={"partner": partner})))
+            if partner != report.partner:
+                refused.append(f"the node of partner '{partner}' reported itself as "
+                               f"'{report.partner}'")
+            else:
+                ok.append(msg)
+        return ok, reports, refused
+
+    def _partner_of(self, node_id: int, report: PrivacyReport) -> str | None:
+        if not self.authenticated:
+            return report.partner
+        partner = self.store.partners.by_node_id(node_id)
+        return partner.name if partner is not None else None
 
     def _messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                   grid: Grid, message_type: str, first: bool = False) -> Iterable[Message]:
@@ -159,8 +181,8 @@ def _privacy_report(msg: Message) -> PrivacyReport | None:
 
 
 def _too_few(phase: str, server_round: int, n_ok: int, needed: int,
-             failed: list[Message]) -> str:
-    reasons = "; ".join(sorted({_reason(m) for m in failed}))
+             errors: list[str]) -> str:
+    reasons = "; ".join(errors)
     text = f"round {server_round}: {n_ok} of the {needed} partner {phase} replies needed arrived"
     return text + (f"; partner errors: {reasons}" if reasons else " (timed out)")
 

@@ -34,12 +34,12 @@ from sangsaeng.demo.data import public_rows, write_partitions
 from sangsaeng.server.db import Store
 from sangsaeng.server.db.tables import Run
 from sangsaeng.server.deployment.coordinator import Coordinator
-from sangsaeng.server.deployment.flower_processes import PartnerNode
 from sangsaeng.server.runs.states import COMPLETED, STOPPED
 from sangsaeng.shared.accounting import Mechanism, epsilon, gaussian
 from sangsaeng.shared.models import load_model
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 
+from ..support.coordinator import join
 from ..support.processes import flower_processes
 from ..support.records import until_ended
 from ..support.tasks import caravan_policy, opacus_live_epsilon, task_with
@@ -83,7 +83,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     store_url = f"sqlite:///{workdir / 'store.db'}"
     with Coordinator(workdir, store_url) as coordinator:
         env = {**os.environ, "SANGSAENG_STORE_URL": store_url, "COLUMNS": "200",
-               "SANGSAENG_API_URL": coordinator.api_url}
+               "SANGSAENG_API_URL": coordinator.api_url,
+               "SANGSAENG_CA_FILE": str(coordinator.ca_file)}
         # the operator: publish the dataset's schema, give the startup a token
         catalogue = workdir / "caravan.catalogue.json"
         catalogue.write_text(DatasetEntry(name="caravan", features=TASK.features,
@@ -94,7 +95,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
                     "--tenant", "acme", env=env).strip()
         env["SANGSAENG_TOKEN"] = token
         for name, policy in zip([*GENEROUS, "frugal-bank"], policies, strict=True):
-            coordinator.add_partner(PartnerNode(name, policy))
+            join(coordinator, name, policy)
         # the startup: start, watch, download
         task_path = workdir / "task.json"
         task_path.write_text(TASK.to_json())
@@ -206,7 +207,8 @@ def test_downloaded_model_is_the_one_the_noisy_metrics_describe(deployment: Depl
 def test_two_concurrent_runs_exactly_one_trains_on_the_frugal_partner(
         deployment: Deployment) -> None:
     task = task_with(rounds=1, local_epochs=1, min_nodes=2, round_timeout=90, seed=11)
-    with SangsaengApi(deployment.coordinator.api_url, deployment.token) as api:
+    with SangsaengApi(deployment.coordinator.api_url, deployment.token,
+                      ca_file=deployment.coordinator.ca_file) as api:
         run_ids = [api.start_run(task).id for _ in range(2)]
         ended = [until_ended(api, run_id, timeout=300) for run_id in run_ids]
     assert [r.status for r in ended] == [COMPLETED, COMPLETED]
@@ -223,7 +225,8 @@ def test_a_stopped_run_is_stopped_in_flower_and_in_the_store(deployment: Deploym
     task = task_with(rounds=1, min_nodes=4, round_timeout=120)
     env = {**os.environ, "SANGSAENG_API_URL": deployment.coordinator.api_url,
            "SANGSAENG_TOKEN": deployment.token}
-    with SangsaengApi(deployment.coordinator.api_url, deployment.token) as api:
+    with SangsaengApi(deployment.coordinator.api_url, deployment.token,
+                      ca_file=deployment.coordinator.ca_file) as api:
         run = api.start_run(task)
         cli("run", "stop", str(run.id), env=env)
         run = until_ended(api, run.id, timeout=60)

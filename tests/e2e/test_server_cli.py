@@ -1,10 +1,11 @@
-"""`sangsaeng server` as an operator runs it: up, ready, only the Fleet API reachable by
-partners, and every process gone after SIGTERM (or Ctrl-C)."""
+"""`sangsaeng server` as an operator runs it: with its certificate, up, ready over TLS, only
+the Fleet API reachable by partners, and every process gone after SIGTERM (or Ctrl-C)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from sangsaeng.server.deployment.flower_processes import free_port
 
+from ..support.cli import sangsaeng
 from ..support.processes import flower_processes, ours
 
 SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
@@ -24,16 +26,22 @@ SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
 def test_server_starts_ready_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     api_port, fleet_port = free_port(), free_port()
     env = {**os.environ, "SANGSAENG_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    made = sangsaeng("admin", "certificates", "--out", str(tmp_path / "tls"), "--host",
+                     "coordinator.example")
+    assert made.returncode == 0, made.stdout
+    tls = tmp_path / "tls"
+    ca = ssl.create_default_context(cafile=tls / "ca.pem")
     server = subprocess.Popen(
         [SANGSAENG, "server", "--api-port", str(api_port), "--fleet-port", str(fleet_port),
-         "--workdir", str(tmp_path / "coordinator")],
+         "--workdir", str(tmp_path / "coordinator"), "--tls-certfile", str(tls / "server.pem"),
+         "--tls-keyfile", str(tls / "server.key")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
         while True:
             assert server.poll() is None, server.communicate()[0]
             try:
-                ready = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/ready")
+                ready = httpx.get(f"https://127.0.0.1:{api_port}/api/v1/ready", verify=ca)
                 if ready.status_code == 200:
                     break
             except httpx.TransportError:
@@ -46,11 +54,25 @@ def test_server_starts_ready_and_stops_cleanly(tmp_path: Path, sig: signal.Signa
                        if Path(argv[1] if len(argv) > 1 else "").name == "flower-superlink"
                        or Path(argv[0]).name == "flower-superlink"]
         assert superlink[superlink.index("--host") + 1] == "127.0.0.1"
-        fleet = f"http://127.0.0.1:{fleet_port}"
-        assert httpx.post(f"{fleet}/v1/control/list-runs", content=b"").status_code == 404
+        fleet = f"https://127.0.0.1:{fleet_port}"
+        assert httpx.post(f"{fleet}/v1/control/list-runs", content=b"",
+                          verify=ca).status_code == 404
         assert (tmp_path / "coordinator" / "superlink.db").exists()  # Flower's state persists
+        # the container's health command, and what it says without the right CA
+        api = f"https://127.0.0.1:{api_port}"
+        assert sangsaeng("admin", "probe", "--api-url", api, "--ca-file",
+                         str(tls / "ca.pem")).returncode == 0
+        unverified = sangsaeng("admin", "probe", "--api-url", api)
+        assert unverified.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in unverified.stdout
     finally:
         server.send_signal(sig)
         out, _ = server.communicate(timeout=60)
     assert server.returncode == 0, out
     assert "stopping..." in out and flower_processes() == []
+
+
+def test_server_refuses_to_start_without_its_certificate(tmp_path: Path) -> None:
+    result = sangsaeng("server", "--workdir", str(tmp_path / "coordinator"),
+                       env={"SANGSAENG_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"})
+    assert result.returncode == 2 and "give --tls-certfile and --tls-keyfile" in result.stdout
+    assert not (tmp_path / "coordinator").exists()

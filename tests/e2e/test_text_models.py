@@ -33,14 +33,13 @@ from sangsaeng.demo.data import write_partitions, write_policy, write_schema
 from sangsaeng.demo.reviews import DESCRIPTION, partners_table, public_table, train_base_model
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.deployment.coordinator import Coordinator
-from sangsaeng.server.deployment.flower_processes import PartnerNode
 from sangsaeng.server.runs.states import COMPLETED
 from sangsaeng.shared.models import build_model, load_model, to_safetensors
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
-from sangsaeng.shared.signing import create_key
 from sangsaeng.shared.task import TaskSpec
 
+from ..support.coordinator import join
 from ..support.processes import flower_processes
 from ..support.records import until_ended
 
@@ -111,10 +110,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
         store.catalogue.put("reviews", DatasetEntry.from_file(schema).model_dump_json())
         token = create_token(store, "acme-ml", Role.STARTUP, "acme")
         for name, policy in zip(PARTNERS, policies, strict=True):
-            store.partners.put(name, create_key(
-                PartnerPolicy.load(policy).signing_key_path()))
-            coordinator.add_partner(PartnerNode(name, policy))
-        with SangsaengApi(coordinator.api_url, token) as api:
+            join(coordinator, name, policy)
+        with SangsaengApi(coordinator.api_url, token, ca_file=coordinator.ca_file) as api:
             for task in (HEAD, ADAPTERS):
                 base = bases[task.model.mode]
                 uploaded = api.upload_model(to_safetensors(base))
@@ -124,7 +121,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
                 assert run.status == COMPLETED, run.reason
                 done.append(Done(task, base, run, api.model(run.id)))
         auditor = create_token(store, "kfsa", Role.AUDITOR)
-        with AuditApi(coordinator.api_url, auditor) as audit_api:
+        with AuditApi(coordinator.api_url, auditor, ca_file=coordinator.ca_file) as audit_api:
             data = fetch(audit_api)
         ledgers = [LoadedLedger(p.name, export_ledger(PartnerPolicy.load(p), "reviews"))
                    for p in policies]

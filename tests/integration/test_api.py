@@ -23,14 +23,12 @@ from sangsaeng.api_client import SangsaengApi
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.db import Store
 from sangsaeng.server.deployment.coordinator import Coordinator
-from sangsaeng.server.deployment.fleet_proxy import create_fleet_proxy
-from sangsaeng.server.deployment.flower_processes import free_port
-from sangsaeng.server.deployment.listeners import Listener, Services
 from sangsaeng.server.runs import lifecycle
 from sangsaeng.server.runs.states import COMPLETED, FAILED, OPEN, STOPPED
 from sangsaeng.shared.models import MAX_WEIGHTS_BYTES, build_model, to_safetensors
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 
+from ..support.coordinator import verify
 from ..support.processes import flower_processes
 from ..support.records import TASK, api_stop, finished_run, register_caravan
 
@@ -52,12 +50,14 @@ class Api:
         if caller != "none":
             headers["Authorization"] = f"Bearer {self.tokens[caller]}"
         return httpx.request(method, f"{self.coordinator.api_url}/api/v1{path}",
-                             headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+                             headers=headers, timeout=30, verify=verify(self.coordinator),
+                             **kwargs)  # type: ignore[arg-type]
 
     def flower_run_count(self) -> int:
+        assert self.coordinator.flower.ca_file is not None
         client = ControlHttpClient.from_server_address(
-            self.coordinator.flower.address, insecure=True, root_certificates=None,
-            interceptors=[])
+            self.coordinator.flower.address, insecure=False,
+            root_certificates=self.coordinator.flower.ca_file.read_bytes(), interceptors=[])
         try:
             return len(client.ListRuns(ListRunsRequest()).run_dict)
         finally:
@@ -79,7 +79,7 @@ def api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         yield Api(coordinator, store, tokens, finished_run(store, "acme"),
                   finished_run(store, "globex"))
         for run in store.runs.list(status=OPEN):  # runs the tests started wait for nodes
-            api_stop(coordinator.api_url, tokens["admin"], run.id)
+            api_stop(coordinator.api_url, tokens["admin"], run.id, coordinator.ca_file)
     assert coordinator.flower.live_pids() == [] and flower_processes() == []
 
 
@@ -119,7 +119,8 @@ def test_authorization_matrix(api: Api, method: str, path: str) -> None:
         if expected == 201 and path == "/runs":  # a real run: it waits for partners; stop it
             run = response.json()
             assert run["owner"] == caller and run["status"] == "running"
-            api_stop(api.coordinator.api_url, api.tokens["admin"], run["id"])
+            api_stop(api.coordinator.api_url, api.tokens["admin"], run["id"],
+                     api.coordinator.ca_file)
 
 
 def test_another_tenants_run_looks_like_no_run(api: Api) -> None:
@@ -137,7 +138,8 @@ def test_another_tenants_run_looks_like_no_run(api: Api) -> None:
 
 
 def test_stop_a_running_run(api: Api) -> None:
-    with SangsaengApi(api.coordinator.api_url, api.tokens["acme"]) as acme:
+    with SangsaengApi(api.coordinator.api_url, api.tokens["acme"],
+                      ca_file=api.coordinator.ca_file) as acme:
         run = acme.start_run(TASK)
         assert api.call("globex", "POST", f"/runs/{run.id}/stop").status_code == 404
         assert api.call("auditor", "POST", f"/runs/{run.id}/stop").status_code == 403
@@ -254,7 +256,8 @@ def test_not_json_is_422(api: Api) -> None:
 
 
 def test_events_replay_a_finished_run(api: Api) -> None:
-    with SangsaengApi(api.coordinator.api_url, api.tokens["auditor"]) as client:
+    with SangsaengApi(api.coordinator.api_url, api.tokens["auditor"],
+                      ca_file=api.coordinator.ca_file) as client:
         events = list(client.events(api.acme_run))
     assert [e.kind for e in events] == ["round", "round", "end"]
     assert [e.data["round"] for e in events[:2]] == [1, 2]
@@ -264,7 +267,8 @@ def test_events_replay_a_finished_run(api: Api) -> None:
 
 
 def test_model_and_card(api: Api) -> None:
-    with SangsaengApi(api.coordinator.api_url, api.tokens["acme"]) as client:
+    with SangsaengApi(api.coordinator.api_url, api.tokens["acme"],
+                      ca_file=api.coordinator.ca_file) as client:
         weights, card = client.model(api.acme_run), client.card(api.acme_run)
     assert (weights, card.model_sha256) == api.store.runs.model(api.acme_run)
     assert card.task_sha256 == TASK.sha256() and card.model_sha256 is not None
@@ -283,41 +287,14 @@ def test_a_run_flower_does_not_know_is_failed_by_reconciliation(api: Api) -> Non
     assert (run["status"], run["reason"]) == (FAILED, "the SuperLink no longer knows this run")
 
 
-def test_the_fleet_proxy_forwards_only_the_fleet_api(api: Api) -> None:
-    proxy = f"http://{api.coordinator.fleet_address}"
-    superlink = f"http://{api.coordinator.flower.address}"
-    list_runs = "/v1/control/list-runs"
-    headers = {"content-type": "application/protobuf"}
-    body = ListRunsRequest().SerializeToString()
-    # the SuperLink itself answers the Control API (on loopback only) ...
-    assert httpx.post(superlink + list_runs, content=body, headers=headers).status_code == 200
-    # ... the partners' door does not, nor the Runtime API, nor anything but POST /v1/fleet/*
-    for method, path in [("POST", list_runs), ("POST", "/v1/control/stop-run"),
-                         ("POST", "/v1/runtime/get-nodes"), ("GET", "/v1/fleet/get-run"),
-                         ("POST", "/v1/fleet/../control/list-runs"), ("GET", "/docs")]:
-        response = httpx.request(method, proxy + path, content=body, headers=headers)
-        assert response.status_code in (404, 405), (method, path)
-    assert httpx.post(proxy + "/v1/fleet/GET-RUN", content=body).status_code == 404
-    fleet = httpx.post(proxy + "/v1/fleet/get-run", content=b"", headers=headers)
-    direct = httpx.post(superlink + "/v1/fleet/get-run", content=b"", headers=headers)
-    assert (fleet.status_code, fleet.content) == (direct.status_code, direct.content)
-
-
-def test_the_fleet_proxy_answers_only_partners_networks(api: Api) -> None:
-    port = free_port()
-    proxy = create_fleet_proxy(api.coordinator.flower.address, allow=["10.20.0.0/16"])
-    with Services([Listener(proxy, "127.0.0.1", port)]):
-        refused = httpx.post(f"http://127.0.0.1:{port}/v1/fleet/get-run", content=b"")
-    assert refused.status_code == 403 and refused.text == "forbidden"
-
-
 def test_readiness_reports_each_part(api: Api) -> None:
     assert api.call("none", "GET", "/ready").json() == {"ready": True, "store": "ok",
                                                         "superlink": "ok"}
 
 
 def test_openapi_documents_every_endpoint(api: Api) -> None:
-    spec = httpx.get(f"{api.coordinator.api_url}/openapi.json").json()
+    spec = httpx.get(f"{api.coordinator.api_url}/openapi.json",
+                     verify=verify(api.coordinator)).json()
     paths = {(m.upper(), p.removeprefix("/api/v1")) for p, ops in spec["paths"].items()
              for m in ops}
     assert paths == {(m, p.replace("{acme}", "{run_id}").replace("caravan", "{name}"))
@@ -356,7 +333,8 @@ def test_every_api_request_is_in_the_hash_chained_audit_log(api: Api) -> None:
     assert codes == [200] * 40
     entries = api.store.audit_log.entries(after=start)
     assert [e.seq for e in entries] == list(range(start + 1, start + 45))
-    with AuditApi(api.coordinator.api_url, api.tokens["auditor"]) as auditor:
+    with AuditApi(api.coordinator.api_url, api.tokens["auditor"],
+                  ca_file=api.coordinator.ca_file) as auditor:
         data = fetch(auditor)
     result = verify(data, [])
     assert result.audit_log.ok and result.audit_log.entries >= start + 44

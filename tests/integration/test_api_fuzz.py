@@ -18,6 +18,7 @@ from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.flower.control import FlowerControl
 from sangsaeng.server.runs.states import OPEN
 
+from ..support.coordinator import verify
 from ..support.processes import flower_processes
 from ..support.records import api_stop, finished_run, register_caravan
 from ..support.tasks import task_with
@@ -36,14 +37,15 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
             finished_run(store, owner)
         yield coordinator, tokens
         for run in store.runs.list(status=OPEN):  # in case a generated task was runnable
-            api_stop(coordinator.api_url, admin, run.id)
+            api_stop(coordinator.api_url, admin, run.id, coordinator.ca_file)
     assert coordinator.flower.live_pids() == [] and flower_processes() == []
 
 
 @pytest.fixture(scope="module")
 def api_schema(served):  # type: ignore[no-untyped-def]
     coordinator, _ = served
-    return schemathesis.openapi.from_url(f"{coordinator.api_url}/openapi.json")
+    return schemathesis.openapi.from_url(f"{coordinator.api_url}/openapi.json",
+                                         verify=str(coordinator.ca_file))
 
 
 # Every operation of the spec, read from the app itself (the served one is fuzzed).
@@ -55,7 +57,7 @@ OPERATIONS = [(path, method.upper()) for path, ops in create_app(
 @pytest.mark.parametrize(("path", "method"), OPERATIONS)
 def test_api_answers_as_documented_and_never_fails(api_schema, served, path: str,  # type: ignore[no-untyped-def]
                                                    method: str) -> None:
-    _, tokens = served
+    coordinator, tokens = served
     # the audit endpoints as the auditor (anyone else gets a 403), the others as a startup
     token = tokens["auditor" if path.startswith("/api/v1/audit/") else "startup"]
     operation = api_schema[path][method]
@@ -71,7 +73,7 @@ def test_api_answers_as_documented_and_never_fails(api_schema, served, path: str
               suppress_health_check=list(HealthCheck))
     def check(case) -> None:  # type: ignore[no-untyped-def]
         case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, timeout=30,
-                               excluded_checks=excluded)
+                               excluded_checks=excluded, verify=str(coordinator.ca_file))
 
     check()
 
@@ -103,10 +105,11 @@ def test_non_finite_and_huge_numbers_are_refused_and_store_nothing(served, field
         target[field[-1]] = "__BAD__"
         text = json.dumps(body).replace('"__BAD__"', bad)
         answer = httpx.post(f"{coordinator.api_url}/api/v1/runs", content=text,
-                            headers=headers, timeout=30)
+                            headers=headers, timeout=30, verify=verify(coordinator))
         assert answer.status_code == 422, (bad, answer.status_code, answer.text[:200])
     assert len(coordinator.store.runs.list()) == before
-    listed = httpx.get(f"{coordinator.api_url}/api/v1/runs", headers=headers, timeout=30)
+    listed = httpx.get(f"{coordinator.api_url}/api/v1/runs", headers=headers, timeout=30,
+                       verify=verify(coordinator))
     assert listed.status_code == 200
 
 
@@ -116,5 +119,6 @@ def test_the_fuzzed_task_is_accepted_as_it_is(served) -> None:  # type: ignore[n
     task = task_with(model={"kind": "mlp", "hidden": [8]})
     answer = httpx.post(f"{coordinator.api_url}/api/v1/runs", content=task.to_json(),
                         headers={"Authorization": f"Bearer {tokens['startup']}",
-                                 "Content-Type": "application/json"}, timeout=30)
+                                 "Content-Type": "application/json"}, timeout=30,
+                        verify=verify(coordinator))
     assert answer.status_code == 201, answer.text[:300]

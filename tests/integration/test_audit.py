@@ -25,7 +25,7 @@ from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.api import create_app
 from sangsaeng.server.db import Store
 from sangsaeng.server.deployment.coordinator import Coordinator
-from sangsaeng.server.deployment.flower_processes import PartnerNode, free_port
+from sangsaeng.server.deployment.flower_processes import free_port
 from sangsaeng.server.deployment.listeners import Listener, Services
 from sangsaeng.server.flower.control import FlowerControl
 from sangsaeng.server.runs.states import COMPLETED
@@ -33,6 +33,7 @@ from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.signing import create_key
 
 from ..support.cli import sangsaeng
+from ..support.coordinator import join
 from ..support.processes import flower_processes
 from ..support.records import register_caravan
 from ..support.tasks import caravan_policy, task_with
@@ -52,10 +53,9 @@ def deployment_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
         register_caravan(c.store)
         for name, data_path in zip(PARTNERS, paths, strict=True):
             policy = caravan_policy(workdir / "partners", name, data_path)
-            c.store.partners.put(name, create_key(PartnerPolicy.load(policy).signing_key_path()))
-            c.add_partner(PartnerNode(name, policy))
-        with SangsaengApi(c.api_url, create_token(c.store, "acme-ml", Role.STARTUP,
-                                                  "acme")) as startup:
+            join(c, name, policy)
+        with SangsaengApi(c.api_url, create_token(c.store, "acme-ml", Role.STARTUP, "acme"),
+                          ca_file=c.ca_file) as startup:
             run = startup.start_run(TASK)
             for _ in startup.events(run.id):
                 pass

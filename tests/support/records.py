@@ -4,6 +4,7 @@ table, a finished run as the ServerApp records one, and a stop through the API."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from sangsaeng.api_client import SangsaengApi
 from sangsaeng.server.db import Store
@@ -52,6 +53,6 @@ def until_ended(api: SangsaengApi, run_id: int, timeout: float) -> RunOut:
     return run
 
 
-def api_stop(url: str, token: str, run_id: int) -> None:
-    with SangsaengApi(url, token) as client:
+def api_stop(url: str, token: str, run_id: int, ca_file: Path | None) -> None:
+    with SangsaengApi(url, token, ca_file=ca_file) as client:
         client.stop(run_id)

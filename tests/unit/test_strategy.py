@@ -33,11 +33,37 @@ def reply(value: float, report: dict[str, object] | None) -> Message:
     return Message(content, dst_node_id=0, message_type=MessageType.TRAIN)
 
 
-def strategy(tmp_path: Path, task: TaskSpec, min_nodes: int) -> tuple[RecordingFedAvg, Store]:
+def strategy(tmp_path: Path, task: TaskSpec, min_nodes: int,
+             node_of: str | None = "acme") -> tuple[RecordingFedAvg, Store]:
+    """The strategy of a new run; the node the hand-made replies come from is registered
+    as partner `node_of` (None: as nobody's)."""
     task = TaskSpec.from_dict({**task.model_dump(), "min_nodes": min_nodes})
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    if node_of is not None:
+        store.partners.put(node_of, "k" * 44)
+        store.partners.set_node_id(node_of, str(reply(0, None).metadata.src_node_id))
     run_id = lifecycle.create(store, task, owner=None)
     return RecordingFedAvg(task, store, run_id), store
+
+
+def test_a_report_is_recorded_under_the_authenticated_partner(
+        tmp_path: Path, small_task: TaskSpec) -> None:
+    """A node that names another partner spends its own partner's budget: recorded under
+    the partner whose key the SuperLink authenticated, and its update is not used."""
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=1, node_of="hanbit")
+    with pytest.raises(RunFailed, match="the node of partner 'hanbit' reported itself as "
+                                        "'acme'"):
+        fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump())])
+    [record] = store.runs.get(fedavg.run_id).privacy_reports
+    assert (record.partner, record.epsilon) == ("hanbit", 0.9)
+
+
+def test_a_reply_from_an_unregistered_node_is_neither_used_nor_recorded(
+        tmp_path: Path, small_task: TaskSpec) -> None:
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=1, node_of=None)
+    with pytest.raises(RunFailed, match="a reply from a node no registered partner holds"):
+        fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump())])
+    assert store.runs.get(fedavg.run_id).privacy_reports == []
 
 
 @pytest.mark.parametrize("bad", [None, {**REPORT.model_dump(), "epsilon": -1.0},

@@ -1,0 +1,232 @@
+"""Partners are who their node key says, over TLS on every path (real processes, loopback).
+
+A registered partner trains; an unregistered key, a keyless node, a wrong CA and a removed
+partner are each refused with a message that says why; the partners' door never reaches
+the Control API; reports are recorded under the partner the key belongs to.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from flwr.proto.control_pb2 import ListRunsRequest
+
+from sangsaeng.api_client import SangsaengApi
+from sangsaeng.demo.data import write_partitions
+from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.deployment.certificates import ensure_ca
+from sangsaeng.server.deployment.coordinator import Coordinator
+from sangsaeng.server.deployment.fleet_proxy import create_fleet_proxy
+from sangsaeng.server.deployment.flower_processes import PartnerNode, free_port
+from sangsaeng.server.deployment.listeners import Listener, Services
+from sangsaeng.server.flower.control import FlowerControl
+from sangsaeng.server.runs.states import COMPLETED
+from sangsaeng.shared.node_keys import create_node_key, to_pem
+
+from ..support.cli import sangsaeng
+from ..support.coordinator import join, partner_keys, verify
+from ..support.processes import flower_processes
+from ..support.records import register_caravan, until_ended
+from ..support.tasks import caravan_policy, task_with
+
+TASK = task_with(rounds=1, local_epochs=1, min_nodes=1, round_timeout=120)
+EXIT_SECONDS = 90  # an refused node gives up by itself well within this (bounded waits)
+
+
+@dataclass
+class Deployment:
+    coordinator: Coordinator
+    workdir: Path
+    data: list[Path]
+    token: str
+
+    def policy(self, name: str, index: int) -> Path:
+        """The partner's policy (and ledger), made on first use, over data slice `index`."""
+        path = self.workdir / "partners" / f"{name}.policy.toml"
+        if path.exists():
+            return path
+        return caravan_policy(self.workdir / "partners", name, self.data[index])
+
+    def node_log(self, name: str) -> str:
+        return self.coordinator.flower.log_path(f"supernode-{name}").read_text(errors="replace")
+
+    def start_node(self, name: str, policy: Path, ca: Path | None = None,
+                   keyless: bool = False) -> subprocess.Popen[bytes]:
+        """A partner's node dialling the Fleet proxy, with the coordinator's CA (or `ca`);
+        `keyless`: Flower's own SuperNode started without any node key."""
+        flower = self.coordinator.flower
+        flower.pinned = not keyless
+        try:
+            flower.add_supernode(PartnerNode(name, policy), self.coordinator.fleet_address,
+                                 ca or self.coordinator.ca_file)
+        finally:
+            flower.pinned = True
+        return flower.processes[-1]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    workdir = tmp_path_factory.mktemp("identity")
+    data = write_partitions(["north-bank", "south-insurance", "east-card"], workdir / "data")
+    with Coordinator(workdir / "coordinator", f"sqlite:///{workdir / 'store.db'}") as c:
+        register_caravan(c.store)
+        yield Deployment(c, workdir, data, create_token(c.store, "acme-ml", Role.STARTUP,
+                                                        "acme"))
+    assert flower_processes() == []
+
+
+def exited(process: subprocess.Popen[bytes]) -> int:
+    deadline = time.monotonic() + EXIT_SECONDS
+    while process.poll() is None:
+        assert time.monotonic() < deadline, "the refused node is still running"
+        time.sleep(0.5)
+    return process.returncode
+
+
+def run_to_end(d: Deployment) -> list[str]:
+    """A one-round run; the partners its privacy records name."""
+    with SangsaengApi(d.coordinator.api_url, d.token, ca_file=d.coordinator.ca_file) as api:
+        run = until_ended(api, api.start_run(TASK).id, timeout=300)
+        assert run.status == COMPLETED, run.reason
+    return sorted({r.partner for r in d.coordinator.store.runs.get(run.id).privacy_reports})
+
+
+def test_a_registered_partner_trains_under_its_registered_name(d: Deployment) -> None:
+    # the policy calls itself "north-bank"; the operator registered its key as that name
+    join(d.coordinator, "north-bank", d.policy("north-bank", 0))
+    assert run_to_end(d) == ["north-bank"]
+    [row] = [p for p in d.coordinator.store.partners.list() if p.name == "north-bank"]
+    assert row.node_id is not None  # the SuperLink's id for its key
+
+
+def test_an_unregistered_key_is_refused(d: Deployment) -> None:
+    policy = d.policy("stranger-bank", 1)
+    partner_keys(policy)  # keys made, never registered
+    assert exited(d.start_node("stranger-bank", policy)) != 0
+    assert ("[code: 2004] this node key is not registered at the coordinator"
+            in d.node_log("stranger-bank"))
+
+
+def test_a_keyless_node_is_refused(d: Deployment) -> None:
+    """Flower's own SuperNode, given no key, signs with a throwaway one: refused as
+    unregistered. `sangsaeng client node` refuses to start without its node key."""
+    policy = d.policy("keyless", 1)
+    assert exited(d.start_node("keyless", policy, keyless=True)) != 0
+    assert ("[code: 2004] this node key is not registered at the coordinator"
+            in d.node_log("keyless"))
+    result = sangsaeng("client", "node", "--policy", str(policy), "--superlink",
+                       d.coordinator.fleet_address, "--root-certificates",
+                       str(d.coordinator.ca_file))
+    assert result.returncode == 2
+    assert "no node key at" in result.stdout and "sangsaeng client node-key create" in result.stdout
+
+
+def test_a_wrong_ca_is_refused(d: Deployment) -> None:
+    policy = d.policy("south-insurance", 1)
+    signing, node = partner_keys(policy)
+    d.coordinator.store.partners.put("south-insurance", signing, node, replace=True)
+    other_ca = ensure_ca(d.workdir / "another-ca")
+    assert exited(d.start_node("south-insurance", policy, ca=other_ca)) != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in d.node_log("south-insurance")
+
+
+def test_a_removed_partner_is_cut_off(d: Deployment) -> None:
+    """Its node is unregistered from the SuperLink and exits; later runs go on without it."""
+    policy = join_only(d, "east-card", d.policy("east-card", 2))
+    wait_until(lambda: "east-card" in {p.name for p in d.coordinator.store.partners.list()
+                                       if p.node_id is not None})  # admitted
+    [row] = [p for p in d.coordinator.store.partners.list() if p.name == "east-card"]
+    process = d.start_node("east-card", policy)
+    control = FlowerControl(d.coordinator.flower.address, d.coordinator.flower.ca_file)
+    try:
+        wait_until(lambda: any(n.node_id == int(row.node_id or 0) and n.status == "online"
+                               for n in control.nodes()) or process.poll() is not None)
+    finally:
+        control.close()
+    assert process.poll() is None, d.node_log("east-card")
+    assert d.coordinator.store.partners.remove("east-card")
+    exited(process)  # refused its next heartbeat (401), Flower's SuperNode shuts down
+    started_again = d.start_node("east-card", policy)
+    assert exited(started_again) != 0
+    assert d.node_log("east-card").count("[code: 2004] this node key is not registered") == 1
+    assert run_to_end(d) == ["north-bank"]
+
+
+def test_the_partners_door_never_reaches_the_control_api(d: Deployment) -> None:
+    """Even with a registered node key, only POST /v1/fleet/<call> is forwarded."""
+    join_only(d, "west-bank", d.policy("west-bank", 0))
+    wait_until(lambda: "west-bank" in {p.name for p in d.coordinator.store.partners.list()
+                                       if p.node_id is not None})
+    _, node = partner_keys(d.policy("west-bank", 0))
+    headers = {"content-type": "application/protobuf",
+               "flwr-public-key": base64.b64encode(to_pem(node)).decode()}
+    body = ListRunsRequest().SerializeToString()
+    proxy = f"https://{d.coordinator.fleet_address}"
+    with httpx.Client(verify=verify(d.coordinator), headers=headers, timeout=30) as client:
+        for method, path in [("POST", "/v1/control/list-runs"), ("POST", "/v1/runtime/get-nodes"),
+                             ("GET", "/v1/fleet/get-run"), ("POST", "/v1/fleet/GET-RUN"),
+                             ("POST", "/v1/fleet/../control/list-runs"), ("GET", "/docs")]:
+            assert client.request(method, proxy + path, content=body).status_code in (404, 405)
+        # a Fleet call is forwarded: the SuperLink itself refuses its missing signature
+        forwarded = client.post(proxy + "/v1/fleet/get-run", content=b"")
+        assert (forwarded.status_code, forwarded.json()["detail"]) == (
+            401, "Invalid SuperNode authentication")
+
+
+def test_fleet_proxy_trusts_no_client_header_and_bounds_bodies(d: Deployment) -> None:
+    port = free_port()
+    key = create_node_key(d.workdir / "proxy-test-key")
+    proxy = create_fleet_proxy(d.coordinator.flower.address, lambda: {key},
+                               allow=["10.20.0.0/16"], max_body=2048)
+    open_proxy = create_fleet_proxy(d.coordinator.flower.address, lambda: {key}, max_body=2048)
+    other = free_port()
+    header = {"flwr-public-key": base64.b64encode(to_pem(key)).decode()}
+    with Services([Listener(proxy, "127.0.0.1", port), Listener(open_proxy, "127.0.0.1", other)]):
+        spoofed = httpx.post(f"http://127.0.0.1:{port}/v1/fleet/get-run", content=b"",
+                             headers={**header, "X-Forwarded-For": "10.20.0.5",
+                                      "X-Real-IP": "10.20.0.5", "Forwarded": "for=10.20.0.5"})
+        assert spoofed.status_code == 403
+
+        def chunks() -> Iterator[bytes]:
+            yield from (b"x" * 1024 for _ in range(3))  # chunked: no Content-Length
+
+        large = httpx.post(f"http://127.0.0.1:{other}/v1/fleet/get-run", content=chunks(),
+                           headers=header)
+        assert large.status_code == 413
+
+
+def test_api_over_tls_needs_the_right_ca(d: Deployment, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(d.token + "\n")
+    args = ["run", "list", "--api-url", d.coordinator.api_url, "--token-file", str(token_file)]
+    ok = sangsaeng(*args, "--ca-file", str(d.coordinator.ca_file))
+    assert ok.returncode == 0, ok.stdout
+    for ca in ([], ["--ca-file", str(ensure_ca(tmp_path / "other-ca"))]):
+        refused = sangsaeng(*args, *ca)
+        assert refused.returncode == 1
+        assert "certificate is not trusted" in refused.stdout
+
+
+def join_only(d: Deployment, name: str, policy: Path) -> Path:
+    signing, node = partner_keys(policy)
+    d.coordinator.store.partners.put(name, signing, node, replace=True)
+    return policy
+
+
+def wait_until(condition: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+@pytest.fixture
+def d(deployment: Deployment) -> Deployment:
+    return deployment
