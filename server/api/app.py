@@ -22,6 +22,7 @@ from sangsaeng.server.runs.reconcile import reconcile_open_runs
 from sangsaeng.shared.rest import API_PREFIX
 
 from .deps import unprocessable
+from .gate import Gate
 from .request_log import RequestLog
 from .routes import audit, catalogue, models, runs, service
 
@@ -47,7 +48,8 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
     app.state.store, app.state.control = store, control
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(SuperLinkUnavailable, _unavailable)  # type: ignore[arg-type]
-    app.add_middleware(RequestLog, store=store, prefix=API_PREFIX)
+    app.add_middleware(Gate, store=store, prefix=API_PREFIX)  # size and token, before all
+    app.add_middleware(RequestLog, store=store, prefix=API_PREFIX)  # around it: logs it too
     for routes in (service, catalogue, models, runs, audit):
         app.include_router(routes.router, prefix=API_PREFIX)
     return app

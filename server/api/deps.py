@@ -35,7 +35,9 @@ def current_account(
     request: Request, store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Account:
-    account = authenticate(store, credentials.credentials) if credentials else None
+    account = getattr(request.state, "account", None)  # the Gate's (server/api/gate.py)
+    if account is None and credentials is not None:
+        account = authenticate(store, credentials.credentials)
     request.state.account = account  # who, for the audit log
     if account is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,

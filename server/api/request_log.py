@@ -3,11 +3,16 @@
 path), when, and the outcome (HTTP status). Liveness and readiness probes are left out.
 
 The entry is committed before the response starts, so no answered request goes unlogged;
-a request that dies without an answer is logged as a 500 (or as cancelled).
+a request that dies without an answer is logged as a 500 (or as cancelled). Requests
+refused for want of a valid token are the exception: a flood of them must neither fill
+the log nor queue every caller behind its appends, so in each AGGREGATE_SECONDS window the
+first is logged and the rest are counted into one entry when the window has passed.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -17,12 +22,14 @@ from sangsaeng.server.db import Store
 
 DETAIL_KEY = "audit_detail"  # request.state.<this>: what a route adds, e.g. the run it made
 MAX_PATH = 300  # longer paths (uvicorn takes up to ~16 KB) are cut: the store's column is 500
+AGGREGATE_SECONDS = 10.0
 
 
 class RequestLog:
     def __init__(self, app: ASGIApp, store: Store, prefix: str) -> None:
         self.app, self.store, self.prefix = app, store, prefix
         self.unlogged = {f"{prefix}/health", f"{prefix}/ready"}
+        self.refusals = _Refusals()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -56,9 +63,38 @@ class RequestLog:
             presented = any(k == b"authorization" for k, _ in scope.get("headers", []))
             actor = "invalid token" if presented and outcome == "401" else "anonymous"
             role = tenant = None
+            if outcome == "401":
+                logged, earlier = self.refusals.count()
+                if earlier:
+                    self.store.audit_log.append(
+                        actor="unauthenticated callers", role=None, tenant=None,
+                        action="requests without a valid token", outcome="401",
+                        detail=f"{earlier} more refused in the {AGGREGATE_SECONDS:g} s "
+                               "after the last one logged")
+                if not logged:
+                    return
         path = scope["path"]
         if len(path) > MAX_PATH:
             path = f"{path[:MAX_PATH]}… ({len(path)} characters)"
         self.store.audit_log.append(actor=actor, role=role, tenant=tenant,
                                     action=f"{scope['method']} {path}", outcome=outcome,
                                     detail=state.get(DETAIL_KEY))
+
+
+class _Refusals:
+    """Counts 401s: the first of each window is logged, the others counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._window = -float("inf")
+        self._counted = 0
+
+    def count(self) -> tuple[bool, int]:
+        """(log this one?, how many counted in a window now closed, to log first)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._window < AGGREGATE_SECONDS:
+                self._counted += 1
+                return False, 0
+            earlier, self._counted, self._window = self._counted, 0, now
+            return True, earlier

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from flwr.supercore.control.control_http_client import ControlHttpClient
 
 from sangsaeng.api_client import SangsaengApi
 from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.api import request_log
 from sangsaeng.server.db import Store
 from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.runs import lifecycle
@@ -301,25 +304,75 @@ def test_openapi_documents_every_endpoint(api: Api) -> None:
                      for m, p in MATRIX}
 
 
+def test_a_flood_of_anonymous_requests_is_counted_not_logged_one_by_one(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(request_log, "AGGREGATE_SECONDS", 1.0)
+    for _ in range(2):  # what earlier tests left counted is logged; then a window of its own
+        time.sleep(1.1)
+        api.call("none", "GET", "/me")
+    time.sleep(1.1)
+    start = api.store.audit_log.entries(limit=10**6)[-1].seq
+    began = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: api.call("none", "POST", "/runs", content=b"{").status_code,
+                              range(200)))
+    windows = time.monotonic() - began + 1  # windows of 1 s the flood spanned, at most
+    assert codes == [401] * 200  # unparsed: no token, so no 422 about the body
+    flood = api.store.audit_log.entries(after=start)
+    time.sleep(1.1)
+    assert api.call("revoked", "GET", "/me").status_code == 401
+    after = api.store.audit_log.entries(after=start)
+    assert len(flood) <= 2 * windows  # per window: its first, and the count of the last
+    counted = [e for e in after if e.actor == "unauthenticated callers"]
+    logged = [e for e in after if e.actor in ("anonymous", "invalid token")]
+    total = len(logged) - 1 + sum(int((e.detail or "").split()[0]) for e in counted)
+    assert total == 200 and after[-1].actor == "invalid token"
+
+
+def test_bodies_are_bounded_before_any_route_reads_them(api: Api) -> None:
+    def chunks(n: int) -> Iterator[bytes]:
+        yield from (b"x" * 2**20 for _ in range(n))
+
+    # anonymous: refused on its headers, whatever it declares or streams
+    assert api.call("none", "POST", "/models", content=chunks(80)).status_code == 401
+    # with a token: a declared length over the route's limit is refused on the headers
+    # alone (no body is ever sent here), a stream as soon as it passes the limit
+    host, port = api.coordinator.api_url.removeprefix("https://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw, \
+            verify(api.coordinator).wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(f"POST /api/v1/runs HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                    f"{api.tokens['acme']}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {3 * 2**20}\r\n\r\n".encode())
+        assert tls.recv(100).startswith(b"HTTP/1.1 413 ")
+    streamed = api.call("acme", "POST", "/runs", content=chunks(3),
+                        headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413 and "over the limit" in streamed.json()["detail"]
+
+
 def test_tokens_are_stored_hashed(api: Api) -> None:
     db = Path(api.store.engine.url.database or "").read_bytes()
     assert all(token.encode() not in db for token in api.tokens.values())
 
 
-def test_every_api_request_is_in_the_hash_chained_audit_log(api: Api) -> None:
+def test_every_api_request_is_in_the_hash_chained_audit_log(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from sangsaeng.audit.fetch import AuditApi, fetch
     from sangsaeng.audit.verify import verify
 
+    monkeypatch.setattr(request_log, "AGGREGATE_SECONDS", 0.0)  # every 401 its own entry
     start = api.store.audit_log.entries(limit=10**6)[-1].seq
-    assert api.call("none", "GET", "/runs").status_code == 401
+    assert api.call("none", "GET", "/runs").status_code == 401  # (flushes earlier counts)
     assert api.call("revoked", "GET", "/me").status_code == 401
     assert api.call("globex", "GET", f"/runs/{api.acme_run}/model").status_code == 404
     assert api.call("auditor", "GET", "/audit/budgets").status_code == 200
     assert api.call("none", "GET", "/health").status_code == 200  # probes are not logged
     logged = [(e.actor, e.role, e.tenant, e.action, e.outcome)
-              for e in api.store.audit_log.entries(after=start)]
+              for e in api.store.audit_log.entries(after=start)
+              if e.actor != "unauthenticated callers"]
     assert logged == [
         ("anonymous", None, None, "GET /api/v1/runs", "401"),
         ("invalid token", None, None, "GET /api/v1/me", "401"),
@@ -332,7 +385,8 @@ def test_every_api_request_is_in_the_hash_chained_audit_log(api: Api) -> None:
                               range(40)))
     assert codes == [200] * 40
     entries = api.store.audit_log.entries(after=start)
-    assert [e.seq for e in entries] == list(range(start + 1, start + 45))
+    assert [e.seq for e in entries] == list(range(start + 1, start + 1 + len(entries)))
+    assert len([e for e in entries if e.actor != "unauthenticated callers"]) == 44
     with AuditApi(api.coordinator.api_url, api.tokens["auditor"],
                   ca_file=api.coordinator.ca_file) as auditor:
         data = fetch(auditor)
