@@ -7,6 +7,7 @@ children it started.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -26,6 +27,9 @@ from .certificates import ensure_ca, issue_server
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+SUPERVISE_SECONDS = 1.0
+RESTARTS_PER_MINUTE = 3
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,13 +98,17 @@ class LocalDeployment:
             security, identity = ["--ssl-certfile", str(tls.certfile), "--ssl-keyfile",
                                   str(tls.keyfile), "--ssl-ca-certfile", str(ca),
                                   "--enable-supernode-auth"], "keys"
+        self._superlink_argv = [
+            "flower-superlink", *security, "--disable-runtime-dependency-installation",
+            "--host", LOOPBACK, "--port", str(self.port), *database, *simulation]
+        self._superlink_env = {settings.STORE_URL_ENV: self.store_url,
+                               settings.NODE_IDENTITY_ENV: identity}
         try:
-            self._spawn("superlink", [
-                "flower-superlink", *security, "--disable-runtime-dependency-installation",
-                "--host", LOOPBACK, "--port", str(self.port), *database, *simulation,
-            ], env={settings.STORE_URL_ENV: self.store_url,
-                    settings.NODE_IDENTITY_ENV: identity})
-            self._await_port(self.port, self.processes[0])
+            self.superlink = self._spawn("superlink", self._superlink_argv, self._superlink_env)
+            self._await_port(self.port, self.superlink)
+            self._stopping = threading.Event()
+            threading.Thread(target=self._supervise, name="superlink-supervisor",
+                             daemon=True).start()
             for partner in self.partners:
                 self.add_supernode(partner, self.address, self.ca_file)
         except BaseException:
@@ -138,11 +146,31 @@ class LocalDeployment:
     def log_path(self, name: str) -> Path:
         return self.workdir / f"{name}.log"
 
+    def _supervise(self) -> None:
+        """Start the SuperLink again if it dies (on the same port and state: partners
+        reconnect by themselves); at most RESTARTS_PER_MINUTE times a minute."""
+        restarts: list[float] = []
+        while not self._stopping.wait(SUPERVISE_SECONDS):
+            if self.superlink.poll() is None:
+                continue
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 60] + [now]
+            if len(restarts) > RESTARTS_PER_MINUTE:
+                log.error("flower-superlink keeps dying; not restarting it (see %s)",
+                          self.log_path("superlink"))
+                return
+            log.warning("flower-superlink exited (code %s); starting it again",
+                        self.superlink.returncode)
+            self.superlink = self._spawn("superlink", self._superlink_argv,
+                                         self._superlink_env, append_log=True)
+
     def stop(self) -> None:
         """Stop every process of this deployment, including those Flower started
         (SuperExec, ServerApp, ClientApps; some in sessions of their own): SIGTERM once,
         then SIGKILL whatever is still running after STOP_TIMEOUT. Ctrl-C is ignored
         meanwhile, so a second one cannot leave processes behind."""
+        if hasattr(self, "_stopping"):
+            self._stopping.set()  # no restarts from here on
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
         try:
@@ -169,17 +197,20 @@ class LocalDeployment:
         addresses |= self.fleet_addresses
         return [pid for pid, argv in running_processes() if addresses.intersection(argv)]
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+               append_log: bool = False) -> subprocess.Popen[bytes]:
         # Flower starts its helpers (flower-superexec, flwr-serverapp, ...) by name from PATH:
         # put this environment's scripts first, also when it was never "activated".
         scripts = str(Path(sys.executable).parent)
         path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
-        with self.log_path(name).open("wb") as log:
-            self.processes.append(subprocess.Popen(
-                [str(Path(scripts) / argv[0]), *argv[1:]], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**os.environ, "PATH": path, **(env or {})},
-                start_new_session=True,
-            ))
+        with self.log_path(name).open("ab" if append_log else "wb") as output:
+            process = subprocess.Popen(
+                [str(Path(scripts) / argv[0]), *argv[1:]], stdout=output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PATH": path, **(env or {})}, start_new_session=True,
+            )
+        self.processes.append(process)
+        return process
 
     def _await_port(self, port: int, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
