@@ -10,7 +10,7 @@ from .tables import Partner, Sessions, now
 
 
 class PartnerKeyTaken(ValueError):
-    """Another partner already registered this node key."""
+    """Another partner registered this node key, or it was revoked with its partner."""
 
 
 class PartnerQueries:
@@ -27,6 +27,12 @@ class PartnerQueries:
                 row = s.get(Partner, name)
                 if row is not None and row.removed_at is None and not replace:
                     return False
+                if row is not None and row.removed_at is not None and node_key == row.node_key \
+                        and node_key is not None:
+                    raise PartnerKeyTaken(  # the SuperLink keeps an unregistered key for good
+                        f"this node key was revoked when partner '{name}' was removed: the "
+                        "partner makes a new one (`sangsaeng client node-key create`, after "
+                        "moving the old key file away)")
                 s.merge(Partner(name=name, public_key=public_key, node_key=node_key,
                                 node_id=None, registered_at=now(), removed_at=None))
         except IntegrityError:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 
+import httpx
+
 from sangsaeng.server.db import Store
 from sangsaeng.shared.node_keys import NodeKeyError, from_pem, to_pem
 
@@ -39,7 +41,21 @@ def sync_nodes(store: Store, control: FlowerControl) -> None:
     for key, partner in wanted.items():
         node_id = registered.get(key)
         if node_id is None:
-            node_id = control.register_node(to_pem(key), partner.name)
+            try:
+                node_id = control.register_node(to_pem(key), partner.name)
+            except httpx.HTTPStatusError as err:  # e.g. a key revoked before: one partner
+                _warn_once(partner.name, key, err)  # must not keep the others out
+                continue
             log.info("partner '%s' registered as node %s", partner.name, node_id)
         if partner.node_id != str(node_id):
             store.partners.set_node_id(partner.name, str(node_id))
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_once(partner: str, key: str, err: httpx.HTTPStatusError) -> None:
+    if (partner, key) not in _warned:
+        _warned.add((partner, key))
+        log.warning("the SuperLink refused to register partner '%s''s node key (%s): %s",
+                    partner, err.response.status_code, err.response.text[:200])
