@@ -76,3 +76,32 @@ def test_server_refuses_to_start_without_its_certificate(tmp_path: Path) -> None
                        env={"SANGSAENG_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"})
     assert result.returncode == 2 and "give --tls-certfile and --tls-keyfile" in result.stdout
     assert not (tmp_path / "coordinator").exists()
+
+
+def test_a_certificate_is_rotated_by_issuing_it_again_and_restarting(tmp_path: Path) -> None:
+    """Partners and startups trust the CA, not the certificate: after a restart with a
+    new one, the same CA file verifies it, and the SuperLink's state (its registered
+    nodes, its runs) is kept in the workdir across the restart."""
+    env = {**os.environ, "SANGSAENG_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    tls, port = tmp_path / "tls", free_port()
+    served = []
+    for _ in range(2):
+        assert sangsaeng("admin", "certificates", "--out", str(tls), "--host",
+                         "127.0.0.1").returncode == 0
+        server = subprocess.Popen(
+            [SANGSAENG, "server", "--api-port", str(port), "--fleet-port", str(free_port()),
+             "--workdir", str(tmp_path / "coordinator"), "--tls-certfile",
+             str(tls / "server.pem"), "--tls-keyfile", str(tls / "server.key")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while sangsaeng("admin", "probe", "--api-url", f"https://127.0.0.1:{port}",
+                            "--ca-file", str(tls / "ca.pem")).returncode != 0:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.5)
+            served.append(ssl.get_server_certificate(("127.0.0.1", port)))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.communicate(timeout=60)
+    assert served[0] != served[1] and (tmp_path / "coordinator" / "superlink.db").exists()
+    assert flower_processes() == []

@@ -95,7 +95,7 @@ def test_the_superlink_dying_mid_run(d: Deployment) -> None:
 def test_a_partner_node_crashing_mid_round(d: Deployment) -> None:
     run_id = started_and_in_round(d)
     [node] = [p for p in d.coordinator.flower.processes
-              if p.poll() is None and "north-bank" in " ".join(map(str, p.args))]
+              if p.poll() is None and "north-bank" in str(p.args)]
     os.killpg(node.pid, signal.SIGKILL)  # the node and its ClientApp
     status, reason, _ = ended(d, run_id)
     assert status != COMPLETED and reason is not None and "round" in reason
