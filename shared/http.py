@@ -32,6 +32,9 @@ class ApiClient:
         """A client of the API at `url`, whose certificate is verified against `ca_file`
         (default: SANGSAENG_CA_FILE, else the system's CAs)."""
         self.url = url
+        if not _safe_to_send_token(url):
+            raise ApiError(0, f"{url}: the token would cross the network in clear text; use "
+                              "https:// (plain http:// only to this machine)")
         self._http = httpx.Client(base_url=url.rstrip("/") + API_PREFIX, timeout=timeout,
                                   headers={"Authorization": f"Bearer {token}"},
                                   verify=tls_verification(ca_file))
@@ -60,6 +63,12 @@ class ApiClient:
         if response.is_error:
             raise ApiError(response.status_code, reason(response))
         return response
+
+
+def _safe_to_send_token(url: str) -> bool:
+    parsed = httpx.URL(url)
+    return parsed.scheme == "https" or (
+        parsed.scheme == "http" and parsed.host in ("127.0.0.1", "localhost", "::1"))
 
 
 def tls_verification(ca_file: Path | None = None) -> ssl.SSLContext:

@@ -8,6 +8,7 @@ the Control API; reports are recorded under the partner the key belongs to.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,9 +17,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from flwr.proto.control_pb2 import ListRunsRequest
+from flwr.supercore.primitives.asymmetric import public_key_to_bytes, sign_message
 
 from sangsaeng.api_client import SangsaengApi
+from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.demo.data import write_partitions
 from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.deployment.certificates import ensure_ca
@@ -28,7 +33,7 @@ from sangsaeng.server.deployment.flower_processes import PartnerNode, free_port
 from sangsaeng.server.deployment.listeners import Listener, Services
 from sangsaeng.server.flower.control import FlowerControl
 from sangsaeng.server.runs.states import COMPLETED
-from sangsaeng.shared.node_keys import create_node_key, to_pem
+from sangsaeng.shared.node_keys import create_node_key
 
 from ..support.cli import sangsaeng
 from ..support.coordinator import join, partner_keys, verify
@@ -164,9 +169,9 @@ def test_the_partners_door_never_reaches_the_control_api(d: Deployment) -> None:
     join_only(d, "west-bank", d.policy("west-bank", 0))
     wait_until(lambda: "west-bank" in {p.name for p in d.coordinator.store.partners.list()
                                        if p.node_id is not None})
-    _, node = partner_keys(d.policy("west-bank", 0))
-    headers = {"content-type": "application/protobuf",
-               "flwr-public-key": base64.b64encode(to_pem(node)).decode()}
+    partner_keys(d.policy("west-bank", 0))
+    key_path = PartnerPolicy.load(d.policy("west-bank", 0)).node_key_path()
+    headers = {"content-type": "application/protobuf", **signed_by(key_path)}
     body = ListRunsRequest().SerializeToString()
     proxy = f"https://{d.coordinator.fleet_address}"
     with httpx.Client(verify=verify(d.coordinator), headers=headers, timeout=30) as client:
@@ -174,10 +179,21 @@ def test_the_partners_door_never_reaches_the_control_api(d: Deployment) -> None:
                              ("GET", "/v1/fleet/get-run"), ("POST", "/v1/fleet/GET-RUN"),
                              ("POST", "/v1/fleet/../control/list-runs"), ("GET", "/docs")]:
             assert client.request(method, proxy + path, content=body).status_code in (404, 405)
-        # a Fleet call is forwarded: the SuperLink itself refuses its missing signature
+        # a signed Fleet call is forwarded: the SuperLink then finds the request names no
+        # node of that key (the proxy has no answer of its own with this wording)
         forwarded = client.post(proxy + "/v1/fleet/get-run", content=b"")
         assert (forwarded.status_code, forwarded.json()["detail"]) == (
             401, "Invalid SuperNode authentication")
+        # the key alone (public, after all) is not enough: unsigned, or signed by another key
+        forger = d.workdir / "forger-key"
+        if not forger.exists():
+            create_node_key(forger)
+        forged = {**headers, **{k: v for k, v in signed_by(forger).items()
+                                if k != "flwr-public-key"}}
+        for bad in ({k: v for k, v in headers.items() if k != "flwr-signature"}, forged):
+            refused = httpx.post(proxy + "/v1/fleet/get-run", content=b"", headers=bad,
+                                 verify=verify(d.coordinator))
+            assert refused.status_code == 401 and "not signed by this node key" in refused.text
 
 
 def test_fleet_proxy_trusts_no_client_header_and_bounds_bodies(d: Deployment) -> None:
@@ -187,7 +203,7 @@ def test_fleet_proxy_trusts_no_client_header_and_bounds_bodies(d: Deployment) ->
                                allow=["10.20.0.0/16"], max_body=2048)
     open_proxy = create_fleet_proxy(d.coordinator.flower.address, lambda: {key}, max_body=2048)
     other = free_port()
-    header = {"flwr-public-key": base64.b64encode(to_pem(key)).decode()}
+    header = signed_by(d.workdir / "proxy-test-key")
     with Services([Listener(proxy, "127.0.0.1", port), Listener(open_proxy, "127.0.0.1", other)]):
         spoofed = httpx.post(f"http://127.0.0.1:{port}/v1/fleet/get-run", content=b"",
                              headers={**header, "X-Forwarded-For": "10.20.0.5",
@@ -197,9 +213,13 @@ def test_fleet_proxy_trusts_no_client_header_and_bounds_bodies(d: Deployment) ->
         def chunks() -> Iterator[bytes]:
             yield from (b"x" * 1024 for _ in range(3))  # chunked: no Content-Length
 
-        large = httpx.post(f"http://127.0.0.1:{other}/v1/fleet/get-run", content=chunks(),
+        large = httpx.post(f"http://127.0.0.1:{other}/v1/fleet/push-object", content=chunks(),
                            headers=header)
         assert large.status_code == 413
+        # calls that carry no model may not send more than a small body at all
+        small = httpx.post(f"http://127.0.0.1:{other}/v1/fleet/get-run", headers=header,
+                           content=b"x" * (2**20 + 1))
+        assert small.status_code == 413
 
 
 def test_api_over_tls_needs_the_right_ca(d: Deployment, tmp_path: Path) -> None:
@@ -212,6 +232,20 @@ def test_api_over_tls_needs_the_right_ca(d: Deployment, tmp_path: Path) -> None:
         refused = sangsaeng(*args, *ca)
         assert refused.returncode == 1
         assert "certificate is not trusted" in refused.stdout
+    # a token is never sent in clear text beyond this machine
+    clear = sangsaeng("run", "list", "--api-url", "http://coordinator.example:8000",
+                      "--token-file", str(token_file))
+    assert clear.returncode == 1 and "clear text" in clear.stdout
+
+
+def signed_by(key_path: Path) -> dict[str, str]:
+    """The headers a SuperNode with this key sends: its key, a timestamp, the signature."""
+    key = serialization.load_ssh_private_key(key_path.read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    timestamp = dt.datetime.now(dt.UTC).isoformat()
+    return {"flwr-public-key": base64.b64encode(public_key_to_bytes(key.public_key())).decode(),
+            "flwr-timestamp": timestamp,
+            "flwr-signature": base64.b64encode(sign_message(key, timestamp.encode())).decode()}
 
 
 def join_only(d: Deployment, name: str, policy: Path) -> Path:
