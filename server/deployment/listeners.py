@@ -11,11 +11,44 @@ from types import TracebackType
 
 import uvicorn
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .certificates import TlsFiles
 
 READY_TIMEOUT = 30.0
-LIMIT_CONCURRENCY = 200  # connections and tasks at once; beyond, 503 (not memory or fds)
+LIMIT_CONCURRENCY = 1000  # connections and tasks at once; beyond, 503 (not memory or fds)
+HEADERS_SECONDS = 10.0  # from connecting (or a response) to a request's complete headers
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a request's
+    complete headers within HEADERS_SECONDS of opening (after the TLS handshake) or of its
+    last response: idle or trickling connections cannot hold the concurrency limit."""
+
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        served = self.cycle  # a new request replaces it once its headers are in
+        self._deadline = self.loop.call_later(HEADERS_SECONDS, self._expire, served)
+
+    def _expire(self, served: object) -> None:
+        if self.cycle is served and not self.transport.is_closing():
+            self.transport.close()
 
 
 @dataclass(frozen=True)
@@ -38,7 +71,7 @@ class Services:
         self._servers = [uvicorn.Server(uvicorn.Config(
             item.app, host=item.host, port=item.port, log_level="warning", access_log=False,
             ws="none", timeout_graceful_shutdown=5, proxy_headers=False, server_header=False,
-            timeout_keep_alive=15, limit_concurrency=LIMIT_CONCURRENCY,
+            timeout_keep_alive=15, limit_concurrency=LIMIT_CONCURRENCY, http=_Protocol,
             ssl_certfile=item.tls.certfile if item.tls else None,
             ssl_keyfile=item.tls.keyfile if item.tls else None,
         )) for item in listeners]
