@@ -23,7 +23,7 @@ from sangsaeng.shared.rest import API_PREFIX
 
 from .deps import unprocessable
 from .gate import Gate
-from .request_log import RequestLog
+from .request_log import Refusals, RequestLog
 from .routes import audit, catalogue, models, runs, service
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,14 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
     Control API). A background task keeps open runs in the store, and the partners' nodes
     the SuperLink lets in, in step with Flower."""
 
+    refusals = Refusals()
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_reconcile_forever(store, control))
+        task = asyncio.create_task(_reconcile_forever(store, control, refusals))
         yield
         task.cancel()
+        await run_in_threadpool(refusals.flush, store, True)
 
     app = FastAPI(title="Sangsaeng coordinator API", version=__version__, lifespan=lifespan,
                   description="Start federated DP-SGD runs on partners' private tables, "
@@ -49,14 +52,20 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(SuperLinkUnavailable, _unavailable)  # type: ignore[arg-type]
     app.add_middleware(Gate, store=store, prefix=API_PREFIX)  # size and token, before all
-    app.add_middleware(RequestLog, store=store, prefix=API_PREFIX)  # around it: logs it too
+    app.add_middleware(RequestLog, store=store, prefix=API_PREFIX,  # around it: logs it too
+                       refusals=refusals)
     for routes in (service, catalogue, models, runs, audit):
         app.include_router(routes.router, prefix=API_PREFIX)
     return app
 
 
-async def _reconcile_forever(store: Store, control: FlowerControl) -> None:
+async def _reconcile_forever(store: Store, control: FlowerControl,
+                             refusals: Refusals) -> None:
     while True:
+        try:
+            await run_in_threadpool(refusals.flush, store)
+        except Exception as err:  # the store may be away: the count waits for the next try
+            log.warning("could not log the count of refused requests: %s", type(err).__name__)
         for what, step in (("partners' nodes", sync_nodes), ("runs", reconcile_open_runs)):
             try:
                 await run_in_threadpool(step, store, control)

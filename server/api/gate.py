@@ -3,32 +3,40 @@
 A body is never parsed, nor even read, for a caller without a valid token: an anonymous
 50 MiB upload is refused on its headers (401), malformed JSON from a stranger gets a 401
 rather than a 422 that describes it. A caller with a token may send at most the size its
-route accepts: a Content-Length over it is refused at once (413), and a chunked body is
-counted as it arrives and refused as soon as it passes the limit, before the route starts.
-The account found here is the one the routes use (deps.current_account), so the token
-is looked up once, by the same rules.
+route accepts, and a large body only to a route its role may use (an auditor's 64 MiB
+upload is refused before it is read): a Content-Length over the limit is refused at once
+(413), a chunked body is counted as it arrives and refused as soon as it passes it. All
+bodies held at once stay within IN_FLIGHT_BYTES (503 beyond), each must arrive within
+BODY_SECONDS (408), and a body cut off by a disconnect never reaches its route. The
+account found here is the one the routes use (deps.current_account), so the token is
+looked up once, by the same rules.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sangsaeng.server.accounts import authenticate
+from sangsaeng.server.accounts import Role, authenticate
 from sangsaeng.server.db import Store
 from sangsaeng.shared.models import MAX_WEIGHTS_BYTES
 
 ACCOUNT_KEY = "account"  # request.state.<this>: the caller's Account, or None
 MAX_JSON_BODY = 2 * 2**20  # a task, however many features it lists
-BODY_LIMITS = {"/models": MAX_WEIGHTS_BYTES + 2**20}  # safetensors header included
+# Routes taking large bodies: the limit (safetensors header included), and who may send it.
+LARGE_BODIES = {("POST", "/models"): (MAX_WEIGHTS_BYTES + 2**20, {Role.STARTUP})}
+IN_FLIGHT_BYTES = 256 * 2**20  # bodies held at once over every request
+BODY_SECONDS = 120.0
 PUBLIC = {"/health", "/ready"}
 
 
 class Gate:
     def __init__(self, app: ASGIApp, store: Store, prefix: str) -> None:
         self.app, self.store, self.prefix = app, store, prefix
+        self.in_flight = 0  # bytes of bodies held now (one event loop: no lock needed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -47,16 +55,48 @@ class Gate:
             await _answer(send, 401, "a valid API token is needed (Authorization: Bearer ...)",
                           {"www-authenticate": "Bearer"})
             return
-        limit = BODY_LIMITS.get(route, MAX_JSON_BODY)
+        limit, roles = LARGE_BODIES.get((scope["method"], route), (MAX_JSON_BODY, None))
+        if roles is not None and account.role not in roles:
+            await _answer(send, 403, f"the {account.role} role may not do this")
+            return
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _answer(send, 413, f"the request body is over the limit of {limit} bytes")
             return
-        body = await _read(receive, limit)
-        if body is None:
-            await _answer(send, 413, f"the request body is over the limit of {limit} bytes")
+        held = [0]
+        try:
+            body = await asyncio.wait_for(self._read(receive, limit, held), BODY_SECONDS)
+        except TimeoutError:
+            body = _SLOW
+        finally:
+            self.in_flight -= held[0]
+        if body is _DISCONNECTED:
+            return  # nobody to answer, and a cut-off body never reaches its route
+        if isinstance(body, str):
+            await _answer(send, *_REFUSALS[body](limit))
             return
         await self.app(scope, _replay(body, receive), send)
+
+    async def _read(self, receive: Receive, limit: int, held: list[int]) -> bytes | str:
+        """The whole body; or why not: over `limit`, over the budget of bytes in flight,
+        or cut off."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return _DISCONNECTED
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return _TOO_LARGE
+            if self.in_flight + len(chunk) > IN_FLIGHT_BYTES:
+                return _BUSY
+            self.in_flight += len(chunk)
+            held[0] += len(chunk)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -77,21 +117,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _read(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+_TOO_LARGE, _BUSY, _SLOW, _DISCONNECTED = "too large", "busy", "slow", "disconnected"
+_REFUSALS = {
+    _TOO_LARGE: lambda limit: (413, f"the request body is over the limit of {limit} bytes"),
+    _BUSY: lambda _: (503, "too many large requests at once; try again shortly"),
+    _SLOW: lambda _: (408, f"the request body did not arrive within {BODY_SECONDS:g} s"),
+}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

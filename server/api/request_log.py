@@ -6,7 +6,8 @@ The entry is committed before the response starts, so no answered request goes u
 a request that dies without an answer is logged as a 500 (or as cancelled). Requests
 refused for want of a valid token are the exception: a flood of them must neither fill
 the log nor queue every caller behind its appends, so in each AGGREGATE_SECONDS window the
-first is logged and the rest are counted into one entry when the window has passed.
+first is logged and the rest are counted into one entry once the window has passed (by the
+next such request, or by the app's background task: `Refusals.flush`, also at shutdown).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ AGGREGATE_SECONDS = 10.0
 
 
 class RequestLog:
-    def __init__(self, app: ASGIApp, store: Store, prefix: str) -> None:
+    def __init__(self, app: ASGIApp, store: Store, prefix: str, refusals: Refusals) -> None:
         self.app, self.store, self.prefix = app, store, prefix
         self.unlogged = {f"{prefix}/health", f"{prefix}/ready"}
-        self.refusals = _Refusals()
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -65,12 +66,7 @@ class RequestLog:
             role = tenant = None
             if outcome == "401":
                 logged, earlier = self.refusals.count()
-                if earlier:
-                    self.store.audit_log.append(
-                        actor="unauthenticated callers", role=None, tenant=None,
-                        action="requests without a valid token", outcome="401",
-                        detail=f"{earlier} more refused in the {AGGREGATE_SECONDS:g} s "
-                               "after the last one logged")
+                _log_counted(self.store, earlier)
                 if not logged:
                     return
         path = scope["path"]
@@ -81,7 +77,7 @@ class RequestLog:
                                     detail=state.get(DETAIL_KEY))
 
 
-class _Refusals:
+class Refusals:
     """Counts 401s: the first of each window is logged, the others counted."""
 
     def __init__(self) -> None:
@@ -98,3 +94,21 @@ class _Refusals:
                 return False, 0
             earlier, self._counted, self._window = self._counted, 0, now
             return True, earlier
+
+    def flush(self, store: Store, closing: bool = False) -> None:
+        """Log the count of a window that has passed (any window, when `closing`)."""
+        with self._lock:
+            if not self._counted or (
+                    not closing and time.monotonic() - self._window < AGGREGATE_SECONDS):
+                return
+            earlier, self._counted = self._counted, 0
+        _log_counted(store, earlier)
+
+
+def _log_counted(store: Store, counted: int) -> None:
+    if counted:
+        store.audit_log.append(
+            actor="unauthenticated callers", role=None, tenant=None,
+            action="requests without a valid token", outcome="401",
+            detail=f"{counted} more refused in the {AGGREGATE_SECONDS:g} s after the last "
+                   "one logged")

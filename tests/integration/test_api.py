@@ -340,12 +340,15 @@ def test_bodies_are_bounded_before_any_route_reads_them(api: Api) -> None:
     # with a token: a declared length over the route's limit is refused on the headers
     # alone (no body is ever sent here), a stream as soon as it passes the limit
     host, port = api.coordinator.api_url.removeprefix("https://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as raw, \
-            verify(api.coordinator).wrap_socket(raw, server_hostname=host) as tls:
-        tls.sendall(f"POST /api/v1/runs HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
-                    f"{api.tokens['acme']}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {3 * 2**20}\r\n\r\n".encode())
-        assert tls.recv(100).startswith(b"HTTP/1.1 413 ")
+    for caller, path, size, status in [("acme", "/runs", 3 * 2**20, b"413"),
+                                       ("auditor", "/models", 60 * 2**20, b"403")]:
+        # a large upload to a route the role may not use: refused before it is read
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                verify(api.coordinator).wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(f"POST /api/v1{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: "
+                        f"Bearer {api.tokens[caller]}\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {size}\r\n\r\n".encode())
+            assert tls.recv(100).startswith(b"HTTP/1.1 " + status + b" ")
     streamed = api.call("acme", "POST", "/runs", content=chunks(3),
                         headers={"Content-Type": "application/json"})
     assert streamed.status_code == 413 and "over the limit" in streamed.json()["detail"]
