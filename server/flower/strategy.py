@@ -65,7 +65,8 @@ class RecordingFedAvg(FedAvg):
         """Only the partners whose update this round used: each reserved the round's
         evaluation release with its training; any other would refuse."""
         return self._construct_messages(self._content(server_round, arrays, config),
-                                        sorted(self.trained_nodes), MessageType.EVALUATE)
+                                        self._admitted(sorted(self.trained_nodes)),
+                                        MessageType.EVALUATE)
 
     def evaluate_base(self, grid: Grid, arrays: ArrayRecord) -> None:
         """Round 0, before training: every connected partner evaluates the startup's base
@@ -129,28 +130,41 @@ class RecordingFedAvg(FedAvg):
             if report is None or (base and report.steps != 0):
                 refused.append(_reason(msg))
                 continue
-            partner = self._partner_of(node, report)
+            partner, removed = self._partner_of(node, report)
             if partner is None:  # no registered partner: nothing may be recorded or used
                 refused.append("a reply from a node no registered partner holds")
                 continue
             reports.append((node, report.model_copy(update={"partner": partner})))
-            if partner != report.partner:
+            if removed:
+                refused.append(f"partner '{partner}' was removed during the round")
+            elif partner != report.partner:
                 refused.append(f"the node of partner '{partner}' reported itself as "
                                f"'{report.partner}'")
             else:
                 ok.append(msg)
         return ok, reports, refused
 
-    def _partner_of(self, node_id: int, report: PrivacyReport) -> str | None:
+    def _partner_of(self, node_id: int, report: PrivacyReport) -> tuple[str | None, bool]:
+        """(the partner the node's key belongs to, whether it has been removed)."""
         if not self.authenticated:
-            return report.partner
+            return report.partner, False
         partner = self.store.partners.by_node_id(node_id)
-        return partner.name if partner is not None else None
+        if partner is None:
+            return None, False
+        return partner.name, partner.removed_at is not None
+
+    def _admitted(self, nodes: list[int]) -> list[int]:
+        """The nodes of partners not removed (a removed partner's node may still be
+        connected for a moment): only they receive the global model."""
+        if not self.authenticated:
+            return nodes
+        active = {p.node_id for p in self.store.partners.list() if p.removed_at is None}
+        return [n for n in nodes if str(n) in active]
 
     def _messages(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                   grid: Grid, message_type: str, first: bool = False) -> Iterable[Message]:
         deadline = time.monotonic() + self.task.round_timeout
-        while len(nodes := list(grid.get_node_ids())) < self.task.min_nodes:
+        while len(nodes := self._admitted(list(grid.get_node_ids()))) < self.task.min_nodes:
             if time.monotonic() > deadline:
                 raise RunFailed(
                     f"round {server_round}: only {len(nodes)} of the {self.task.min_nodes} "
@@ -160,7 +174,7 @@ class RecordingFedAvg(FedAvg):
         settled = time.monotonic() + SETTLE_SECONDS
         while first and time.monotonic() < min(settled, deadline):
             time.sleep(NODE_POLL_SECONDS)
-            if len(more := list(grid.get_node_ids())) > len(nodes):
+            if len(more := self._admitted(list(grid.get_node_ids()))) > len(nodes):
                 nodes, settled = more, time.monotonic() + SETTLE_SECONDS
         return self._construct_messages(self._content(server_round, arrays, config), nodes,
                                         message_type)

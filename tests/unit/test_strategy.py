@@ -106,7 +106,11 @@ def test_a_runs_first_round_waits_for_partners_that_start_together(
     minimum): a partner joins a run only at its start. Later rounds do not wait."""
     monkeypatch.setattr(strategy_module, "SETTLE_SECONDS", 0.8)
     monkeypatch.setattr(strategy_module, "NODE_POLL_SECONDS", 0.05)
-    fedavg, _ = strategy(tmp_path, small_task, min_nodes=1)
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=1)
+    for node in (4, 5, 6, 7):
+        store.partners.put(f"bank-{node}", "k" * 44)
+        store.partners.set_node_id(f"bank-{node}", str(node))
+    store.partners.remove("bank-7")  # its node, still connected, gets nothing
     sent: list[list[int]] = []
 
     def construct(content: RecordDict, nodes: list[int], kind: str) -> list[Message]:
@@ -115,7 +119,17 @@ def test_a_runs_first_round_waits_for_partners_that_start_together(
 
     monkeypatch.setattr(fedavg, "_construct_messages", construct)
     fedavg.configure_train(1, ArrayRecord([np.zeros(3)]), ConfigRecord(),
-                           ArrivingNodes([4, 5, 6], every=0.3))  # type: ignore[arg-type]
+                           ArrivingNodes([4, 7, 5, 6], every=0.3))  # type: ignore[arg-type]
     fedavg.configure_train(2, ArrayRecord([np.zeros(3)]), ConfigRecord(),
                            ArrivingNodes([4, 5, 6], every=0.3))  # type: ignore[arg-type]
     assert sent == [[4, 5, 6], [4]]
+
+
+def test_a_removed_partners_reply_is_recorded_but_not_used(
+        tmp_path: Path, small_task: TaskSpec) -> None:
+    fedavg, store = strategy(tmp_path, small_task, min_nodes=1)
+    store.partners.remove("acme")  # removed while its reply was in flight
+    with pytest.raises(RunFailed, match="partner 'acme' was removed during the round"):
+        fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump())])
+    [record] = store.runs.get(fedavg.run_id).privacy_reports
+    assert (record.partner, record.epsilon) == ("acme", 0.9)  # its budget was spent
