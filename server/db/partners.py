@@ -20,8 +20,9 @@ class PartnerQueries:
     def put(self, name: str, public_key: str, node_key: str | None = None,
             replace: bool = False) -> bool:
         """Register a partner's keys; False if it is registered and `replace` is not set.
-        Replacing (or re-adding a removed partner) clears its node id, so its node is
-        registered afresh with the SuperLink."""
+        Replacing an active partner without a node key keeps the one it has; a node key
+        unchanged keeps its node id (its node stays connected), a new one is registered
+        afresh with the SuperLink (and the old one revoked)."""
         try:
             with self.session() as s:
                 row = s.get(Partner, name)
@@ -33,8 +34,12 @@ class PartnerQueries:
                         f"this node key was revoked when partner '{name}' was removed: the "
                         "partner makes a new one (`sangsaeng client node-key create`, after "
                         "moving the old key file away)")
+                node_id = None
+                if row is not None and row.removed_at is None:  # an active partner
+                    node_key = node_key or row.node_key
+                    node_id = row.node_id if node_key == row.node_key else None
                 s.merge(Partner(name=name, public_key=public_key, node_key=node_key,
-                                node_id=None, registered_at=now(), removed_at=None))
+                                node_id=node_id, registered_at=now(), removed_at=None))
         except IntegrityError:
             raise PartnerKeyTaken("another partner already registered this node key") from None
         return True
