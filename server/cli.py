@@ -138,8 +138,9 @@ def partner_add(
             fail(f"partner '{name}' is registered; --replace to change its keys")
     _audit(store, "partner add", f"'{name}', key {public_key}"
            + (f", node key {node.split()[1][-16:]}" if node else ", no node key"))
+    has_node_key = any(p.node_key for p in store.partners.list() if p.name == name)
     console.print(f"partner '{escape(name)}' registered"
-                  + ("" if node else " (no node key: its node cannot join runs)"))
+                  + ("" if has_node_key else " (no node key: its node cannot join runs)"))
 
 
 @partner_app.command("remove")
@@ -179,9 +180,10 @@ def certificates(
     """Make a CA (kept if the folder has one) and a server certificate from it for `host`s
     (and localhost). Give partners and startups ca.pem; keep ca.key offline. Issuing again
     and restarting the server rotates the certificate."""
-    from .deployment.certificates import ensure_ca, issue_server
+    from .deployment.certificates import CertificateError, ensure_ca, issue_server
 
-    ca = ensure_ca(out)
+    with failing_on(CertificateError, code=1):
+        ca = ensure_ca(out)
     files = issue_server(out, out, host)
     console.print(f"CA {ca}; server certificate {files.certfile} and key {files.keyfile} "
                   f"for {', '.join(host)}")
@@ -265,9 +267,11 @@ def serve(
                       f"{', '.join(coordinator.fleet_allow)})  ·  store: "
                       f"{shown_store}\nCtrl-C stops it.")
         try:
-            while coordinator.services.alive():
+            while coordinator.services.alive() and not coordinator.flower.superlink_failed:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             console.print("stopping...")
     if not coordinator.services.alive() and coordinator.services.error is not None:
         fail(f"the HTTP services stopped: {coordinator.services.error!r}")
+    if coordinator.flower.superlink_failed:
+        fail(f"the SuperLink kept dying; see {coordinator.flower.log_path('superlink')}")

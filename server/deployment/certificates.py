@@ -57,6 +57,9 @@ def ensure_ca(directory: Path, name: str = "Sangsaeng coordinator CA") -> Path:
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
     if cert_path.exists() and key_path.exists():
         return cert_path
+    if cert_path.exists():  # never replace a trust root others hold by accident
+        raise CertificateError(f"{cert_path} has no ca.key beside it: put the CA's key back "
+                               "to issue from it, or use another folder for a new CA")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
@@ -70,8 +73,8 @@ def ensure_ca(directory: Path, name: str = "Sangsaeng coordinator CA") -> Path:
     return cert_path
 
 
-def issue_server(ca_dir: Path, out: Path, names: Iterable[str], stem: str = "server"
-                 ) -> TlsFiles:
+def issue_server(ca_dir: Path, out: Path, names: Iterable[str], stem: str = "server",
+                 days: int = SERVER_DAYS) -> TlsFiles:
     """out/<stem>.pem and <stem>.key: a server certificate from the CA in `ca_dir`, valid
     for `names` (DNS names or IP addresses) and the local ones. Replaces an older pair, so
     rotating is issuing again and restarting."""
@@ -81,7 +84,7 @@ def issue_server(ca_dir: Path, out: Path, names: Iterable[str], stem: str = "ser
     unique = list(dict.fromkeys([*names, *LOCAL_NAMES]))
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, unique[0])])
-    cert = (_builder(subject, ca_cert.subject, key.public_key(), SERVER_DAYS)
+    cert = (_builder(subject, ca_cert.subject, key.public_key(), days)
             .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in unique]),
                            critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -114,7 +117,8 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)  # never write through a file (or link) left there
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     tmp.replace(path)

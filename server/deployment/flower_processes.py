@@ -22,11 +22,12 @@ from types import TracebackType
 from sangsaeng.server import settings
 from sangsaeng.shared.wire import NODE_CONFIG_POLICY
 
-from .certificates import ensure_ca, issue_server
+from .certificates import CA_DAYS, ensure_ca, issue_server
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+PRIVATE_ENV = {"SANGSAENG_TOKEN"}  # an operator's or startup's token: no Flower process needs it
 SUPERVISE_SECONDS = 1.0
 RESTARTS_PER_MINUTE = 3
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class LocalDeployment:
     node_ports: list[int] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     fleet_addresses: set[str] = field(default_factory=set)
+    superlink_failed: bool = False  # it kept dying and is no longer restarted
 
     @property
     def address(self) -> str:
@@ -94,15 +96,21 @@ class LocalDeployment:
             security, identity = ["--insecure"], "reported"
         else:  # a fresh certificate at every start: rotating it is restarting
             ca = ensure_ca(self.internal_ca)
-            tls = issue_server(self.internal_ca, self.internal_ca, [LOOPBACK], "superlink")
+            tls = issue_server(self.internal_ca, self.internal_ca, [LOOPBACK], "superlink",
+                               days=CA_DAYS)  # outlives any uptime; loopback only
             security, identity = ["--ssl-certfile", str(tls.certfile), "--ssl-keyfile",
                                   str(tls.keyfile), "--ssl-ca-certfile", str(ca),
                                   "--enable-supernode-auth"], "keys"
         self._superlink_argv = [
             "flower-superlink", *security, "--disable-runtime-dependency-installation",
             "--host", LOOPBACK, "--port", str(self.port), *database, *simulation]
-        self._superlink_env = {settings.STORE_URL_ENV: self.store_url,
-                               settings.NODE_IDENTITY_ENV: identity}
+        # The ServerApp inherits the store URL; from its file if it came from one, so that a
+        # password stays out of every process's environment.
+        from_file = (os.environ.get(settings.STORE_URL_FILE_ENV)
+                     and settings.store_url() == self.store_url)
+        store = {} if from_file else {settings.STORE_URL_ENV: self.store_url}
+        self._superlink_env = {**store, settings.NODE_IDENTITY_ENV: identity}
+        self._private_env = PRIVATE_ENV | ({settings.STORE_URL_ENV} if from_file else set())
         try:
             self.superlink = self._spawn("superlink", self._superlink_argv, self._superlink_env)
             self._await_port(self.port, self.superlink)
@@ -158,6 +166,7 @@ class LocalDeployment:
             if len(restarts) > RESTARTS_PER_MINUTE:
                 log.error("flower-superlink keeps dying; not restarting it (see %s)",
                           self.log_path("superlink"))
+                self.superlink_failed = True  # `sangsaeng server` stops on this
                 return
             log.warning("flower-superlink exited (code %s); starting it again",
                         self.superlink.returncode)
@@ -203,11 +212,13 @@ class LocalDeployment:
         # put this environment's scripts first, also when it was never "activated".
         scripts = str(Path(sys.executable).parent)
         path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+        private = getattr(self, "_private_env", PRIVATE_ENV)
+        inherited = {k: v for k, v in os.environ.items() if k not in private}
         with self.log_path(name).open("ab" if append_log else "wb") as output:
             process = subprocess.Popen(
                 [str(Path(scripts) / argv[0]), *argv[1:]], stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PATH": path, **(env or {})}, start_new_session=True,
+                env={**inherited, "PATH": path, **(env or {})}, start_new_session=True,
             )
         self.processes.append(process)
         return process
