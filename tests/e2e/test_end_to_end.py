@@ -224,7 +224,8 @@ def test_a_stopped_run_is_stopped_in_flower_and_in_the_store(deployment: Deploym
     """A run waiting for more partners than exist is stopped with the CLI."""
     task = task_with(rounds=1, min_nodes=4, round_timeout=120)
     env = {**os.environ, "SANGSAENG_API_URL": deployment.coordinator.api_url,
-           "SANGSAENG_TOKEN": deployment.token}
+           "SANGSAENG_TOKEN": deployment.token,
+           "SANGSAENG_CA_FILE": str(deployment.coordinator.ca_file)}
     with SangsaengApi(deployment.coordinator.api_url, deployment.token,
                       ca_file=deployment.coordinator.ca_file) as api:
         run = api.start_run(task)
