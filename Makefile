@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo demo-text test test-fast bench lint clean
+.PHONY: install demo demo-text test test-fast test-containers bench lint clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,19 @@ test: install $(CHROMIUM)
 # The inner loop: no processes, no network.
 test-fast: install
 	$(BIN)/pytest -m unit -q
+
+# The container images, built (deploy/build-images.sh) and run with podman: slow, so
+# neither `make test` nor CI runs it. A second run reuses the base image and the
+# dependency layer.
+CONTAINER_TOOLS := /usr/bin/podman /usr/sbin/runc /usr/sbin/debootstrap
+
+test-containers: install $(CONTAINER_TOOLS)
+	$(BIN)/pytest -m container --durations=5 -s tests/integration/test_container_smoke.py
+
+$(CONTAINER_TOOLS):
+	@if [ "$$(id -u)" != 0 ]; then echo "the container tests need podman, runc and debootstrap: sudo apt-get install podman runc debootstrap"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap
 
 # The audit report's test opens it in the system's headless Chromium (Debian's package;
 # Playwright drives it, and never downloads a browser of its own).
