@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..support import deploy_files as files
+from ..support.cli import sangsaeng
 from ..support.podman import HARDENED, container, environment, podman, volume
 
 pytestmark = pytest.mark.container
@@ -41,9 +42,13 @@ def image(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def secrets(directory: Path) -> Path:
-    """The files the deploy files mount at /run/secrets, readable by the image's user
-    only (a SQLite store on the state volume: this test runs no PostgreSQL)."""
-    directory.mkdir()
+    """The files the deploy files mount at /run/secrets (the server's certificate for
+    127.0.0.1 and its CA; a SQLite store on the state volume, as this test runs no
+    PostgreSQL), owned by the image's user and readable by it only. The CA's key stays
+    out, as deploy/README.md says."""
+    made = sangsaeng("admin", "certificates", "--out", str(directory), "--host", "localhost")
+    assert made.returncode == 0, made.stdout + made.stderr
+    (directory / "ca.key").rename(directory.parent / "ca.key")
     (directory / "store-url").write_text(f"sqlite:///{STATE}/store.db\n")
     for path in [directory, *directory.iterdir()]:
         os.chown(path, UID, UID)
@@ -51,21 +56,27 @@ def secrets(directory: Path) -> Path:
     return directory
 
 
-def await_ready(env: dict[str, str], name: str) -> float:
-    """Seconds until the API's readiness endpoint answers 200 inside the container."""
+def await_healthy(env: dict[str, str], name: str) -> float:
+    """Seconds until the image's HEALTHCHECK (the readiness command) passes."""
     start = time.monotonic()
     while time.monotonic() - start < READY_SECONDS:
         state = podman(env, "inspect", "--format", "{{.State.Running}}", name).stdout.strip()
         if state != "true":
-            pytest.fail(f"the coordinator exited:\n{podman(env, 'logs', name).stderr}")
-        ready = podman(env, "exec", name, "python3", "-c",
-                       "import urllib.request; urllib.request.urlopen("
-                       "'http://127.0.0.1:8000/api/v1/ready', timeout=5)", check=False)
-        if ready.returncode == 0:
+            logs = podman(env, "logs", name)
+            pytest.fail(f"the coordinator exited:\n{logs.stdout}{logs.stderr}")
+        if podman(env, "healthcheck", "run", name, check=False, timeout=60).returncode == 0:
             return time.monotonic() - start
         time.sleep(1)
     logs = podman(env, "logs", name)
-    pytest.fail(f"not ready in {READY_SECONDS:g} s:\n{logs.stdout}{logs.stderr}")
+    pytest.fail(f"not healthy in {READY_SECONDS:g} s:\n{logs.stdout}{logs.stderr}")
+
+
+def probes() -> list[list[str]]:
+    """The exec probes of the coordinator's Deployment (deploy/k8s)."""
+    [deployment] = [d for d in files.manifests() if d["kind"] == "Deployment"]
+    [container] = files.pod_spec(deployment)["containers"]
+    return [container[p]["exec"]["command"]
+            for p in ("startupProbe", "livenessProbe", "readinessProbe")]
 
 
 def test_the_coordinator_becomes_ready_read_only_as_non_root(
@@ -74,9 +85,11 @@ def test_the_coordinator_becomes_ready_read_only_as_non_root(
               "--env", "SANGSAENG_STORE_URL_FILE=/run/secrets/store-url"]
     with volume(env) as state:
         mounts += ["--volume", f"{state}:{STATE}"]
-        with container(env, *HARDENED, *mounts, image, "server", "--api-host", "0.0.0.0",
-                       "--fleet-host", "0.0.0.0", "--workdir", STATE) as name:
-            print(f"ready in {await_ready(env, name):.1f} s")
+        # the image's own command: the server over TLS, its workdir on the volume
+        with container(env, *HARDENED, *mounts, image) as name:
+            print(f"healthy in {await_healthy(env, name):.1f} s")
+            for probe in probes():
+                podman(env, "exec", name, *probe, timeout=60)
             assert podman(env, "exec", name, "id", "-u").stdout.strip() == str(UID)
             # no capability left, even in the effective set of the container's first process
             status = podman(env, "exec", name, "cat", "/proc/1/status").stdout
@@ -86,7 +99,8 @@ def test_the_coordinator_becomes_ready_read_only_as_non_root(
                 assert write.returncode != 0
                 assert "Read-only file system" in write.stderr
             # the state the Deployment keeps on its claim is on the volume
-            podman(env, "exec", name, "test", "-s", f"{STATE}/superlink.db")
+            for kept in ("superlink.db", "store.db"):
+                podman(env, "exec", name, "test", "-s", f"{STATE}/{kept}")
             config = podman(env, "inspect", "--format",
                             "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}", name)
             assert config.stdout.split() == ["true", f"{UID}:{UID}"]
