@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def run_node(superlink: str, policy: Path, runtime_port: int, tls: list[str]) ->
     secret.chmod(0o600)
     node = subprocess.Popen(supernode_argv(superlink, policy, runtime_port, secret, tls),
                             stdin=subprocess.DEVNULL)
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the SuperNode is stopped too
     try:
         _await_port(runtime_port, node)
         launcher.serve(f"{LOOPBACK}:{runtime_port}", secret, alive=lambda: node.poll() is None)
@@ -59,6 +61,10 @@ def run_node(superlink: str, policy: Path, runtime_port: int, tls: list[str]) ->
             node.kill()
         shutil.rmtree(private, ignore_errors=True)
     return node.wait()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _await_port(port: int, node: subprocess.Popen[bytes]) -> None:

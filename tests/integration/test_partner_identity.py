@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -162,6 +163,31 @@ def test_a_removed_partner_is_cut_off(d: Deployment) -> None:
     assert exited(started_again) != 0
     assert d.node_log("east-card").count("[code: 2004] this node key is not registered") == 1
     assert run_to_end(d) == ["north-bank"]
+
+
+def test_a_node_stopped_with_sigterm_stops_its_supernode(d: Deployment) -> None:
+    policy = join_only(d, "term-bank", d.policy("term-bank", 1))
+    wait_until(lambda: "term-bank" in {p.name for p in d.coordinator.store.partners.list()
+                                       if p.node_id is not None})
+    node = d.start_node("term-bank", policy)
+    wait_until(lambda: children(node.pid) != [])
+    supernodes = children(node.pid)
+    node.send_signal(signal.SIGTERM)
+    assert node.wait(timeout=30) is not None
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in supernodes))
+
+
+def children(pid: int) -> list[int]:
+    """Running processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.name.isdigit() and int(stat[1]) == pid and stat[0] != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def test_the_partners_door_never_reaches_the_control_api(d: Deployment) -> None:
