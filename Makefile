@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install demo demo-text test test-fast test-containers bench lint clean
+.PHONY: install demo demo-text test test-fast test-containers bench lint clean postgresql
 
 install: $(VENV)/.installed
 
@@ -27,8 +27,9 @@ demo: install
 demo-text: install
 	$(BIN)/sangsaeng demo --task sangsaeng/demo/reviews.toml --workdir .sangsaeng-demo-text
 
-# Everything: unit, integration (real HTTP servers, real Flower processes) and end-to-end.
-test: install $(CHROMIUM)
+# Everything: unit, integration (real HTTP servers, real Flower processes, a real PostgreSQL
+# server) and end-to-end.
+test: install $(CHROMIUM) postgresql
 	$(BIN)/pytest
 
 # The inner loop: no processes, no network.
@@ -54,6 +55,15 @@ $(CHROMIUM):
 	@if [ "$$(id -u)" != 0 ]; then echo "the tests need $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# The store's tests start a throwaway PostgreSQL server of their own (tests/support/postgres.py)
+# from Debian's server binaries; the cluster the package may set up is not used.
+postgresql:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "the tests need PostgreSQL's server: sudo apt-get install postgresql"; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	fi
 
 # Runs every benchmark under bench/ and rewrites docs/benchmarks.md (about 40 minutes;
 # `$(BIN)/python bench/report.py bench/text.py` reruns one section).

@@ -4,6 +4,7 @@ e2e: the CLIs and the demo as users run them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from sangsaeng.demo.data import default_task_path
 from sangsaeng.shared.task import TaskSpec, load_task
 
+from .support.postgres import PostgresServer, postgres_server
 from .support.processes import tag_this_session
 
 tag_this_session()  # before any test starts a process: every child inherits the tag
@@ -24,7 +26,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if kind not in KINDS:
             raise pytest.UsageError(f"{item.nodeid}: tests live in tests/unit, "
                                     "tests/integration or tests/e2e")
+        if kind == "unit" and "postgres" in getattr(item, "fixturenames", ()):
+            raise pytest.UsageError(f"{item.nodeid}: a PostgreSQL server is a process: the "
+                                    "test belongs in tests/integration")
         item.add_marker(kind)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the session's own, started when a test first needs it and
+    stopped at the end, however the tests ended; `postgres.database()` makes a database."""
+    with postgres_server() as server:
+        yield server
 
 
 @pytest.fixture
