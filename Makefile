@@ -70,12 +70,13 @@ postgresql:
 bench: install
 	$(BIN)/python bench/report.py
 
-# ruff; mypy over every package, the tests and the benchmarks; the import contracts in
-# pyproject.toml (lint-imports).
+# ruff; mypy over every package, the tests, the benchmarks and the store's revisions (files,
+# not a package: their names start with digits); the import contracts in pyproject.toml
+# (lint-imports).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy -p sangsaeng
-	$(BIN)/mypy tests bench
+	$(BIN)/mypy tests bench server/db/migrations/versions
 	$(BIN)/lint-imports
 
 clean:

@@ -1,8 +1,10 @@
 """The coordinator's tables: runs, per-round metrics, partners' privacy reports, models,
 startups' base models, API tokens, the dataset catalogue, partners' public keys and the audit log.
 
-Privacy reports and the audit log are append-only: on SQLite, triggers refuse UPDATE and
-DELETE; the audit log is also hash-chained, so auditors detect what slips past them.
+Privacy reports and the audit log are append-only: triggers refuse UPDATE and DELETE (and
+TRUNCATE, on PostgreSQL); the audit log is also hash-chained, so auditors detect what slips
+past them. A database gets these tables from the migrations (migrations/), or, when it is
+empty, straight from here (create_all): a test proves both give the same schema.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
-SCHEMA_VERSION = "7"
 Sessions = Callable[[], AbstractContextManager[Session]]  # Store.session, for the queries
 
 
@@ -205,16 +206,27 @@ class AuditEntry(Base):
         return {name: getattr(self, name) for name in self.CHAINED}
 
 
-for _table in ("privacy_records", "audit_log"):
+APPEND_ONLY = ("privacy_records", "audit_log")
+
+# PostgreSQL: one function every guard calls. Its error is an integrity violation, as
+# SQLite's RAISE(ABORT) is, so both backends refuse with the same exception.
+_REFUSE = DDL(
+    "CREATE OR REPLACE FUNCTION sangsaeng_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION '%% is append-only', TG_TABLE_NAME "
+    "USING ERRCODE = 'integrity_constraint_violation'; END $$"
+).execute_if(dialect="postgresql")
+
+for _table in APPEND_ONLY:
+    _events = Base.metadata.tables[_table]
     for _verb in ("UPDATE", "DELETE"):
-        event.listen(Base.metadata.tables[_table], "after_create", DDL(
+        event.listen(_events, "after_create", DDL(
             f"CREATE TRIGGER {_table}_no_{_verb.lower()} BEFORE {_verb} ON {_table} "
             f"BEGIN SELECT RAISE(ABORT, '{_table} is append-only'); END"
         ).execute_if(dialect="sqlite"))
-
-
-class Meta(Base):
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    event.listen(_events, "after_create", _REFUSE)
+    # TRUNCATE fires no row triggers: it has a guard of its own
+    for _verb, _each in (("UPDATE", "ROW"), ("DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
+        event.listen(_events, "after_create", DDL(
+            f"CREATE TRIGGER {_table}_no_{_verb.lower()} BEFORE {_verb} ON {_table} "
+            f"FOR EACH {_each} EXECUTE FUNCTION sangsaeng_append_only()"
+        ).execute_if(dialect="postgresql"))
