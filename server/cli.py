@@ -1,5 +1,6 @@
 """The operator's commands: `sangsaeng server` runs the coordinator, `sangsaeng admin ...`
-manages tokens, the catalogue and partners' keys (run where the coordinator's store is)."""
+manages tokens, the catalogue, partners' keys and the store's schema (run where the
+coordinator's store is)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sangsaeng.shared.cli import USAGE, CaOption, fail, failing_on
+from sangsaeng.shared.cli import REFUSED, USAGE, CaOption, fail, failing_on
 from sangsaeng.shared.node_keys import NodeKeyError, parse_node_key
 from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
 from .accounts import Role, create_token
-from .db import Store
+from .db import Store, StoreSchemaError
+from .db.engine import store_engine
 from .db.partners import PartnerKeyTaken
+from .db.schema import upgrade
 from .settings import STORE_URL_ENV, store_url
 
-admin_app = typer.Typer(help="Operators: API tokens, the dataset catalogue and partners' "
-                        "keys.", no_args_is_help=True)
+admin_app = typer.Typer(help="Operators: API tokens, the dataset catalogue, partners' keys "
+                        "and the store's schema.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (bearer; only their hash is stored).",
                         no_args_is_help=True)
 dataset_app = typer.Typer(help="The dataset catalogue startups browse.", no_args_is_help=True)
@@ -34,6 +37,9 @@ partner_app = typer.Typer(help="Partners: the key their SuperNode authenticates 
                           "one their ledger exports are signed with.", no_args_is_help=True)
 admin_app.add_typer(dataset_app, name="dataset")
 admin_app.add_typer(partner_app, name="partner")
+store_app = typer.Typer(help="The coordinator's store: its schema's revision.",
+                        no_args_is_help=True)
+admin_app.add_typer(store_app, name="store")
 console = Console()
 
 StoreOption = Annotated[str | None, typer.Option(
@@ -41,8 +47,13 @@ StoreOption = Annotated[str | None, typer.Option(
     help="SQLAlchemy URL of the coordinator's store (default: ~/.sangsaeng/sangsaeng.db).")]
 
 
+def _url(url: str | None) -> str:
+    return url or store_url()
+
+
 def _store(url: str | None) -> Store:
-    return Store(url or store_url())
+    with failing_on(StoreSchemaError, code=REFUSED):
+        return Store(_url(url))
 
 
 def _audit(store: Store, action: str, detail: str) -> None:
@@ -205,6 +216,25 @@ def probe(api_url: Annotated[str, typer.Option()] = "https://127.0.0.1:8000",
     if answer.status_code != 200:
         fail(f"not ready: {answer.status_code} {answer.text[:200]}")
     console.print("ready")
+
+
+@store_app.command("upgrade")
+def store_upgrade(store_url: StoreOption = None) -> None:
+    """Bring the store's schema to this release's head revision: run it (after a backup)
+    before starting a new release. Running it again, or twice at once, changes nothing."""
+    engine = store_engine(_url(store_url))
+    try:
+        with failing_on(StoreSchemaError, code=REFUSED):
+            found, head = upgrade(engine)
+    finally:
+        engine.dispose()
+    console.print(f"store: {escape(repr(engine.url))}\nrevision before: {found}\n"
+                  f"revision after: {head} (head)")
+    if found.revision == head:
+        console.print("already at the head revision: nothing to do")
+    _audit(_store(store_url), "store upgrade",
+           f"{found.revision or 'empty'} -> {head}" if found.revision != head
+           else f"{head}, already at head")
 
 
 def serve(
