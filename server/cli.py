@@ -25,6 +25,7 @@ from .db import Store, StoreSchemaError
 from .db.engine import store_engine
 from .db.partners import PartnerKeyTaken
 from .db.schema import upgrade
+from .db.tables import MAX_ID
 from .settings import STORE_URL_ENV, store_url
 
 admin_app = typer.Typer(help="Operators: API tokens, the dataset catalogue, partners' keys "
@@ -99,7 +100,7 @@ def token_list(store_url: StoreOption = None) -> None:
 def token_revoke(token_id: int, store_url: StoreOption = None) -> None:
     """Revoke a token: it stops working at once."""
     store = _store(store_url)
-    if not store.tokens.revoke(token_id):
+    if not 0 < token_id <= MAX_ID or not store.tokens.revoke(token_id):
         fail(f"no live token {token_id}")
     _audit(store, "token revoke", f"token {token_id}")
     console.print(f"token {token_id} revoked")

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sangsaeng.server.accounts import Account, Role, authenticate
 from sangsaeng.server.db import Store
-from sangsaeng.server.db.tables import Run
+from sangsaeng.server.db.tables import MAX_ID, Run
 from sangsaeng.server.flower.control import FlowerControl
 from sangsaeng.shared.rest.service import Problem
 
@@ -62,7 +62,7 @@ def visible_run(run_id: int, store: StoreDep, account: AccountDep) -> Run:
     """The run, if this account may see it: startups see only their own; another tenant's
     run is reported as missing, so its existence does not leak."""
     owner = account.tenant if account.role == Role.STARTUP else None
-    run = store.runs.find(run_id, owner=owner) if 0 < run_id < 2**63 else None
+    run = store.runs.find(run_id, owner=owner) if 0 < run_id <= MAX_ID else None
     if run is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id}")
     return run

@@ -31,6 +31,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 Sessions = Callable[[], AbstractContextManager[Session]]  # Store.session, for the queries
+# The largest id or seq an Integer column holds on PostgreSQL (SQLite's hold 64 bits): a
+# caller's larger number names nothing, and must not reach a query (it would fail there).
+MAX_ID = 2**31 - 1
 
 
 def now() -> dt.datetime:

@@ -354,6 +354,15 @@ def test_bodies_are_bounded_before_any_route_reads_them(api: Api) -> None:
     assert streamed.status_code == 413 and "over the limit" in streamed.json()["detail"]
 
 
+def test_ids_past_what_the_store_holds_are_refused_not_failed(api: Api) -> None:
+    """PostgreSQL's ids are 32-bit: a larger run id names no run, a larger log position
+    is bad input; neither reaches a query (where it failed with a 500)."""
+    for suffix in ("", "/events", "/model", "/card"):
+        assert api.call("acme", "GET", f"/runs/{2**31}{suffix}").status_code == 404
+    assert api.call("acme", "POST", f"/runs/{2**31}/stop").status_code == 404
+    assert api.call("auditor", "GET", "/audit/log", params={"after": 2**31}).status_code == 422
+
+
 def test_tokens_are_stored_hashed(api: Api) -> None:
     db = Path(api.store.engine.url.database or "").read_bytes()
     assert all(token.encode() not in db for token in api.tokens.values())

@@ -15,7 +15,7 @@ import pytest
 
 from sangsaeng.server.db import Store
 from sangsaeng.server.db.engine import store_engine
-from sangsaeng.server.db.schema import HEAD
+from sangsaeng.server.db.schema import HEAD, upgrade
 from sangsaeng.server.db.schema_lock import schema_lock
 
 from ..support.cli import sangsaeng
@@ -104,3 +104,8 @@ def test_the_other_admin_commands_refuse_an_old_store_in_one_line(old_store: str
     assert "back it up, then run `sangsaeng admin store upgrade`" in " ".join(result.stdout.split())
     assert revision(old_store) == "0001"  # refused, not changed
 
+
+def test_a_token_id_past_what_the_store_holds_is_no_token(old_store: str) -> None:
+    upgrade(store_engine(old_store))
+    result = sangsaeng("admin", "token", "revoke", str(2**31), "--store-url", old_store)
+    assert (result.returncode, result.stdout.strip()) == (1, f"no live token {2**31}")

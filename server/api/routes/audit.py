@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from sangsaeng.server.accounts import Role
+from sangsaeng.server.db.tables import MAX_ID
 from sangsaeng.shared.rest.audit import (
     LOG_PAGE,
     AuditLogEntry,
@@ -46,7 +47,7 @@ def partners(store: StoreDep) -> list[PartnerKey]:
 
 @router.get("/log")
 def audit_log(store: StoreDep,
-              after: Annotated[int, Query(ge=0, lt=2**62, description="entries after this "
+              after: Annotated[int, Query(ge=0, le=MAX_ID, description="entries after this "
                                           "seq")] = 0,
               limit: Annotated[int, Query(ge=1, le=LOG_PAGE)] = LOG_PAGE
               ) -> list[AuditLogEntry]:
