@@ -14,7 +14,6 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -34,6 +33,7 @@ from sangsaeng.shared.rest.catalogue import DatasetEntry
 from ..support.coordinator import verify
 from ..support.processes import flower_processes
 from ..support.records import TASK, api_stop, finished_run, register_caravan
+from ..support.stores import contents
 
 CALLERS = ["none", "revoked", "admin", "auditor", "acme", "globex"]
 BASE = to_safetensors(build_model(TASK, seed=11).state_dict())  # a startup's base model
@@ -68,9 +68,9 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def api(tmp_path_factory: pytest.TempPathFactory, store_url: str):  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("api")
-    with Coordinator(workdir, f"sqlite:///{workdir / 'store.db'}") as coordinator:
+    with Coordinator(workdir, store_url) as coordinator:
         store = coordinator.store
         register_caravan(store)
         tokens = {"admin": create_token(store, "ops", Role.ADMIN),
@@ -364,7 +364,7 @@ def test_ids_past_what_the_store_holds_are_refused_not_failed(api: Api) -> None:
 
 
 def test_tokens_are_stored_hashed(api: Api) -> None:
-    db = Path(api.store.engine.url.database or "").read_bytes()
+    db = contents(api.store.url)
     assert all(token.encode() not in db for token in api.tokens.values())
 
 

@@ -25,9 +25,9 @@ from ..support.tasks import task_with
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def served(tmp_path_factory: pytest.TempPathFactory, store_url: str):  # type: ignore[no-untyped-def]
     workdir = tmp_path_factory.mktemp("fuzz")
-    with Coordinator(workdir, f"sqlite:///{workdir / 'store.db'}") as coordinator:
+    with Coordinator(workdir, store_url) as coordinator:
         store = coordinator.store
         register_caravan(store)
         tokens = {"startup": create_token(store, "acme-ml", Role.STARTUP, "acme"),

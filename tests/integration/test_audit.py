@@ -1,7 +1,8 @@
 """The auditor's checks on a real deployment's records (issue 5): one real federated run
 (2 partners, 2 rounds, through the API), then, on a copy of everything per test, one kind
 of tampering, and `sangsaeng audit verify` (the real command, against the real audit API
-served on the copy) must catch it and name it."""
+served on the copy) must catch it and name it. Every test runs with the records in an
+SQLite store and again in a PostgreSQL one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,8 +36,10 @@ from sangsaeng.shared.signing import create_key
 
 from ..support.cli import sangsaeng
 from ..support.coordinator import join
+from ..support.postgres import PostgresServer
 from ..support.processes import flower_processes
 from ..support.records import register_caravan
+from ..support.stores import copy_store, drop_guards, raw, transfer
 from ..support.tasks import caravan_policy, task_with
 
 TASK = task_with(rounds=2, local_epochs=1, min_nodes=2, round_timeout=300)
@@ -44,12 +48,14 @@ SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
 
 
 @pytest.fixture(scope="module")
-def deployment_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workdir holding the coordinator's store and both partners' policies, keys and
-    ledgers after one completed run."""
+def deployment(tmp_path_factory: pytest.TempPathFactory, postgres: PostgresServer) -> Records:
+    """The coordinator's store, and a workdir holding both partners' policies, keys and
+    ledgers, after one completed run. The run (a minute) is made once, on PostgreSQL; the
+    end-to-end tests make theirs on SQLite."""
     workdir = tmp_path_factory.mktemp("audited")
     paths = write_partitions(PARTNERS, workdir / "partners")
-    with Coordinator(workdir / "coordinator", f"sqlite:///{workdir / 'store.db'}") as c:
+    store_url = postgres.database()
+    with Coordinator(workdir / "coordinator", store_url) as c:
         register_caravan(c.store)
         for name, data_path in zip(PARTNERS, paths, strict=True):
             policy = caravan_policy(workdir / "partners", name, data_path)
@@ -61,7 +67,14 @@ def deployment_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 pass
             assert startup.run(run.id).status == COMPLETED
     assert flower_processes() == []
-    return workdir
+    return Records(workdir, store_url)
+
+
+@pytest.fixture(scope="module")
+def deployment_records(deployment: Records, store_url: str) -> Records:
+    """The run's records, row for row, in this module's store on each backend."""
+    transfer(deployment.store_url, store_url)
+    return Records(deployment.workdir, store_url)
 
 
 @dataclass
@@ -69,10 +82,12 @@ class Records:
     """A copy of the deployment's records, for one test to tamper with."""
 
     workdir: Path
+    store_url: str
 
     @property
-    def store(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.workdir / "store.db", isolation_level=None)
+    def store(self) -> Any:
+        """The store as its owner reaches it (sqlite3's or psycopg's connection)."""
+        return raw(self.store_url)
 
     def policy(self, partner: str) -> PartnerPolicy:
         return PartnerPolicy.load(self.workdir / "partners" / f"{partner}.policy.toml")
@@ -89,17 +104,17 @@ class Records:
         """`sangsaeng audit verify` (with both partners' fresh exports), as an auditor,
         against the audit API served on these records (the CLI in this process)."""
         exports = [arg for p in PARTNERS for arg in ("--ledger", str(self.export(p)))]
-        with serve(self.workdir / "store.db") as (url, token):
+        with serve(self.store_url) as (url, token):
             return sangsaeng("audit", "verify", "--api-url", url,
                              *(exports if ledgers else []), *args,
                              env={"SANGSAENG_TOKEN": token})
 
 
 @contextmanager
-def serve(db: Path) -> Iterator[tuple[str, str]]:
-    """The API on the store in `db` (no SuperLink: the audit API does not need one), and
-    an auditor's token."""
-    store = Store(f"sqlite:///{db}")
+def serve(store_url: str) -> Iterator[tuple[str, str]]:
+    """The API on the store (no SuperLink: the audit API does not need one), and an
+    auditor's token."""
+    store = Store(store_url)
     token = create_token(store, "kfsa", Role.AUDITOR)
     listener = Listener(create_app(store, FlowerControl("127.0.0.1:9")), "127.0.0.1",
                         free_port())
@@ -108,14 +123,15 @@ def serve(db: Path) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def records(deployment_records: Path, tmp_path: Path) -> Records:
+def records(deployment_records: Records, tmp_path: Path) -> Records:
+    original = deployment_records.workdir
     copy = tmp_path / "records"
-    shutil.copytree(deployment_records, copy)
+    shutil.copytree(original, copy)
     for policy in (copy / "partners").glob("*.policy.toml"):  # its ledger: the copy's
         policy.write_text("\n".join(
-            line.replace(str(deployment_records), str(copy)) if line.startswith("ledger_dir")
+            line.replace(str(original), str(copy)) if line.startswith("ledger_dir")
             else line for line in policy.read_text().splitlines()))  # (its ledger names the data)
-    return Records(copy)
+    return Records(copy, copy_store(deployment_records.store_url, tmp_path))
 
 
 def failures(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -151,7 +167,7 @@ def test_without_ledgers_it_says_what_was_not_cross_checked(records: Records) ->
 
 def test_an_edited_epsilon_is_named(records: Records) -> None:
     db = records.store
-    db.execute("DROP TRIGGER privacy_records_no_update")
+    drop_guards(db, "privacy_records")
     db.execute("UPDATE privacy_records SET lifetime_epsilon = lifetime_epsilon / 2 "
                "WHERE partner = 'north-bank' AND round = 2")
     result = records.verify()
@@ -164,7 +180,7 @@ def test_an_edited_epsilon_is_named(records: Records) -> None:
 
 def test_an_inflated_epsilon_is_more_than_the_ledger_accounts_for(records: Records) -> None:
     db = records.store
-    db.execute("DROP TRIGGER privacy_records_no_update")
+    drop_guards(db, "privacy_records")
     db.execute("UPDATE privacy_records SET lifetime_epsilon = 99 WHERE partner = 'north-bank' "
                "AND round = 2")
     found = failures(records.verify())
@@ -183,7 +199,7 @@ def test_an_accountant_mismatch_is_named_for_every_report(records: Records) -> N
     from opacus.accountants import GaussianAccountant
 
     db = records.store
-    db.execute("DROP TRIGGER privacy_records_no_update")
+    drop_guards(db, "privacy_records")
     rows = db.execute("SELECT id, noise_multiplier, sample_rate, steps, delta FROM "
                       "privacy_records WHERE partner = 'south-insurance' ORDER BY round").fetchall()
     accountant = GaussianAccountant()
@@ -191,8 +207,8 @@ def test_an_accountant_mismatch_is_named_for_every_report(records: Records) -> N
         m = Mechanism(noise_multiplier=sigma, sample_rate=q, steps=steps)
         accountant.history.append((m.noise_multiplier, m.sample_rate, m.steps))
         claimed = accountant.get_epsilon(delta)
-        db.execute("UPDATE privacy_records SET epsilon = ?, lifetime_epsilon = ? WHERE id = ?",
-                   (claimed, claimed, row_id))
+        db.execute(f"UPDATE privacy_records SET epsilon = {claimed!r}, "
+                   f"lifetime_epsilon = {claimed!r} WHERE id = {row_id}")
     result = records.verify()
     assert result.returncode == 1
     found = failures(result)
@@ -233,7 +249,7 @@ def test_a_mechanism_edited_in_the_coordinators_records_is_named(records: Record
     db = records.store
     sigma = db.execute("SELECT noise_multiplier FROM privacy_records WHERE partner = "
                        "'north-bank' AND round = 1").fetchone()[0]
-    db.execute("DROP TRIGGER privacy_records_no_update")
+    drop_guards(db, "privacy_records")
     db.execute("UPDATE privacy_records SET noise_multiplier = noise_multiplier + 0.5 "
                "WHERE partner = 'north-bank' AND round = 1")
     found = failures(records.verify())
@@ -262,7 +278,7 @@ def test_an_export_edited_after_signing_is_named(records: Records, tmp_path: Pat
     signed["export"]["entries"][0]["steps"] -= 10
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(signed))
-    with serve(records.workdir / "store.db") as (url, token):
+    with serve(records.store_url) as (url, token):
         result = sangsaeng("audit", "verify", "--api-url", url, "--token", token,
                            "--ledger", str(records.export("north-bank")), "--ledger", str(edited))
     found = failures(result)
@@ -287,8 +303,7 @@ def test_an_unregistered_partner_key_is_named(records: Records) -> None:
 ])
 def test_an_edited_audit_log_is_named(records: Records, tamper: str, problem: str) -> None:
     db = records.store
-    db.execute("DROP TRIGGER audit_log_no_update")
-    db.execute("DROP TRIGGER audit_log_no_delete")
+    drop_guards(db, "audit_log")
     db.execute(tamper)
     assert f"FAIL [audit log] audit log: {problem}" in failures(records.verify())
 
@@ -337,7 +352,7 @@ def test_one_update_counted_twice_is_named(records: Records) -> None:
 def test_a_committed_update_without_a_coordinator_record_is_reported(records: Records) -> None:
     db = records.store
     flower_run = db.execute("SELECT flower_run_id FROM runs WHERE id = 1").fetchone()[0]
-    db.execute("DROP TRIGGER privacy_records_no_delete")
+    drop_guards(db, "privacy_records")
     db.execute("DELETE FROM privacy_records WHERE partner = 'north-bank' AND round = 2")
     result = records.verify()
     assert result.returncode == 0, result.stdout  # the ledger still holds what was spent
@@ -359,7 +374,7 @@ def test_a_lifetime_epsilon_over_the_cap_is_named(records: Records) -> None:
     policy = records.workdir / "partners" / "south-insurance.policy.toml"
     policy.write_text(policy.read_text().replace("epsilon_cap = 100.0", "epsilon_cap = 1.5"))
     db = records.store
-    db.execute("DROP TRIGGER privacy_records_no_update")
+    drop_guards(db, "privacy_records")
     db.execute("UPDATE privacy_records SET epsilon_cap = 1.5 WHERE partner = 'south-insurance'")
     found = failures(records.verify())
     assert any(f.startswith("FAIL [budget] south-insurance / caravan: lifetime ε ")
@@ -383,7 +398,7 @@ def test_a_log_cut_back_past_an_earlier_audits_anchor_is_named(records: Records)
         "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
     assert records.verify("--log-anchor", f"{seq}:{hash_}").returncode == 0
     db = records.store
-    db.execute("DROP TRIGGER audit_log_no_delete")
+    drop_guards(db, "audit_log")
     db.execute(f"DELETE FROM audit_log WHERE seq >= {seq}")  # the chain that is left is intact
     found = failures(records.verify("--log-anchor", f"{seq}:{hash_}"))
     assert found == [f"FAIL [audit log] audit log: entry {seq} as seen earlier (--log-anchor) is "
@@ -391,7 +406,7 @@ def test_a_log_cut_back_past_an_earlier_audits_anchor_is_named(records: Records)
 
 
 def test_operator_commands_are_in_the_audit_log(records: Records) -> None:
-    url = f"sqlite:///{records.workdir / 'store.db'}"
+    url = records.store_url
     key = create_key(records.workdir / "new-partner.pem")
     done = subprocess.run([SANGSAENG, "admin", "partner", "add", "east-credit", "--public-key",
                            key, "--store-url", url], capture_output=True, text=True)

@@ -27,7 +27,7 @@ from sangsaeng.server.deployment.flower_processes import free_port
 SUPERUSER = "postgres"
 
 
-def _bindir() -> Path:
+def bindir() -> Path:
     """Where initdb and pg_ctl are: pg_config's answer, else Debian's newest."""
     candidates = []
     if shutil.which("pg_config"):
@@ -75,7 +75,7 @@ def _as_postgres(args: list[str], cwd: Path) -> None:
 @contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     """A running server, stopped and removed on leaving (however the tests ended)."""
-    bindir = _bindir()
+    programs = bindir()
     # not under pytest's temporary folder: that one is root's alone, and PostgreSQL's
     # socket path must stay under ~100 characters
     root = Path(tempfile.mkdtemp(prefix="sangsaeng-pg-"))
@@ -85,18 +85,18 @@ def postgres_server() -> Iterator[PostgresServer]:
     data = root / "data"
     server = PostgresServer(root, free_port())
     try:
-        _as_postgres([str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", SUPERUSER,
+        _as_postgres([str(programs / "initdb"), "-D", str(data), "-A", "trust", "-U", SUPERUSER,
                       "-E", "UTF8", "--locale=C", "--no-sync"], root)
         options = (f"-p {server.port} -c listen_addresses=127.0.0.1 -k {root} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off "
                    # stores the tests leave to the garbage collector keep their connections
                    "-c max_connections=500")
-        _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
+        _as_postgres([str(programs / "pg_ctl"), "-D", str(data), "-l", str(root / "log"),
                       "-o", options, "-w", "start"], root)
         try:
             yield server
         finally:
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
+            _as_postgres([str(programs / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
                           "stop"], root)
     finally:
         shutil.rmtree(root, ignore_errors=True)

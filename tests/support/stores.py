@@ -6,6 +6,7 @@ calls work on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -13,12 +14,14 @@ from typing import Any
 
 import psycopg
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from sangsaeng.server.db import schema
 from sangsaeng.server.db.engine import store_engine
 from sangsaeng.server.db.schema_lock import schema_lock
+
+from .postgres import bindir
 
 LEGACY = Path(__file__).with_name("legacy")
 
@@ -41,6 +44,18 @@ def connected(url: str) -> Iterator[Any]:
     """raw(url), closed at the end of the block."""
     with closing(raw(url)) as db:
         yield db
+
+
+def contents(url: str) -> bytes:
+    """Every byte someone with a copy of the store holds: SQLite's file and its WAL, or
+    what pg_dump writes."""
+    if backend(url) == "sqlite":
+        path = Path(make_url(url).database or "")
+        return b"".join(p.read_bytes() for p in (path, path.with_name(f"{path.name}-wal"))
+                        if p.exists())
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return subprocess.run([str(bindir() / "pg_dump"), "--dbname", libpq], check=True,
+                          capture_output=True, timeout=120).stdout
 
 
 def load_before_migrations(url: str, version: str) -> None:
@@ -106,6 +121,27 @@ def drop_guards(db: Any, table: str) -> None:
     else:
         for verb in ("update", "delete", "truncate"):
             db.execute(f"DROP TRIGGER {table}_no_{verb} ON {table}")
+
+
+def transfer(source: str, target: str) -> None:
+    """Every row of the store at `source` into a new store at `target` (on another backend,
+    say), ids, times and hashes as they were."""
+    from sangsaeng.server.db import Store
+    from sangsaeng.server.db.tables import Base
+
+    Store(target).engine.dispose()  # empty, at the head revision
+    reading, writing = store_engine(source), store_engine(target)
+    with reading.connect() as read, writing.begin() as write:
+        for table in Base.metadata.sorted_tables:
+            rows = [dict(row._mapping) for row in read.execute(select(table))]
+            if rows:
+                write.execute(insert(table), rows)
+            if backend(target) == "postgresql" and table.autoincrement_column is not None:
+                write.execute(text(  # the next id comes after the copied ones
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f"coalesce(max(id), 0) + 1, false) FROM {table.name}"))
+    reading.dispose()
+    writing.dispose()
 
 
 def copy_store(url: str, directory: Path) -> str:
