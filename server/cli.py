@@ -281,7 +281,8 @@ def serve(
     if tls_certfile is None or tls_keyfile is None:
         fail("give --tls-certfile and --tls-keyfile: the API and the Fleet proxy serve TLS "
              "only (`sangsaeng admin certificates` makes a CA and a certificate)", USAGE)
-    with failing_on(CertificateError, OSError):
+    # a store behind head is refused before anything starts: upgrade it first
+    with failing_on(StoreSchemaError, code=REFUSED), failing_on(CertificateError, OSError):
         coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host,
                                   fleet_port, persistent_superlink=True,
                                   fleet_allow=allow or ANYWHERE,

@@ -19,6 +19,7 @@ from sangsaeng.server.db.schema import HEAD, upgrade
 from sangsaeng.server.db.schema_lock import schema_lock
 
 from ..support.cli import sangsaeng
+from ..support.processes import flower_processes
 from ..support.stores import backend, connected, load_before_migrations, revision
 
 SANGSAENG = str(Path(sys.executable).parent / "sangsaeng")
@@ -103,6 +104,18 @@ def test_the_other_admin_commands_refuse_an_old_store_in_one_line(old_store: str
     assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
     assert "back it up, then run `sangsaeng admin store upgrade`" in " ".join(result.stdout.split())
     assert revision(old_store) == "0001"  # refused, not changed
+
+
+def test_the_server_refuses_to_start_on_an_old_store(old_store: str, tmp_path: Path) -> None:
+    tls = tmp_path / "tls"
+    assert sangsaeng("admin", "certificates", "--out", str(tls), "--host", "127.0.0.1"
+                     ).returncode == 0
+    result = sangsaeng("server", "--tls-certfile", str(tls / "server.pem"), "--tls-keyfile",
+                       str(tls / "server.key"), "--workdir", str(tmp_path / "coordinator"),
+                       env={"SANGSAENG_STORE_URL": old_store})
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr
+    assert "back it up, then run `sangsaeng admin store upgrade`" in " ".join(result.stdout.split())
+    assert flower_processes() == [] and revision(old_store) == "0001"
 
 
 def test_a_token_id_past_what_the_store_holds_is_no_token(old_store: str) -> None:
