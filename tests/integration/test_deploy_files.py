@@ -2,7 +2,8 @@
 own schemas (`kubernetes-validate --strict`), raw and as `kubectl kustomize` renders them;
 the compose file by a strict Compose Specification parser; and what every file must keep
 whatever a schema allows: non-root, read-only root filesystem, no capabilities, health
-checks and probes, our images pinned to this release, secrets as files."""
+checks and probes, our images pinned to this release, secrets as files, and only
+`sangsaeng` commands and options the CLI has."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
+import typer
 from compose_spec import PyCompose
+
+from sangsaeng.cli import app
 
 from ..support import deploy_files as files
 
@@ -284,6 +289,31 @@ def test_both_images_are_named_with_this_release_everywhere() -> None:
 
 
 # --- the commands all of them run -------------------------------------------------------
+
+def cli_mistakes(argv: list[str]) -> list[str]:
+    """What in a `sangsaeng ...` command line the CLI does not have: a command, or an
+    option of the command it reaches."""
+    command: click.Command = typer.main.get_command(app)
+    words = argv[1:]
+    while isinstance(command, click.Group) and words and not words[0].startswith("-"):
+        sub = command.get_command(click.Context(command), words[0])
+        if sub is None:
+            return [f"no command '{words[0]}' in '{command.name}'"]
+        command, words = sub, words[1:]
+    if isinstance(command, click.Group):
+        return [f"'{' '.join(argv)}' names a group of commands, not a command"]
+    options = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    return [f"'{command.name}' has no option {w.split('=')[0]}" for w in words
+            if w.startswith("--") and w.split("=")[0] not in options]
+
+
+def test_every_sangsaeng_command_the_deploy_files_run_exists() -> None:
+    lines = [(where, argv) for where, argv in files.command_lines()
+             if argv[0] == "sangsaeng"]
+    assert len(lines) >= 10
+    mistakes = [f"{where}: {m}" for where, argv in lines for m in cli_mistakes(argv)]
+    assert not mistakes, "\n".join(mistakes)
+
 
 def test_every_python_snippet_they_run_compiles() -> None:
     snippets = list(files.python_snippets())
