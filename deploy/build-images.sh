@@ -23,8 +23,6 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sangsaeng-images}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 DEBIAN_BASE=localhost/sangsaeng-base:bookworm
-# The store's PostgreSQL driver (the coordinator's; both images share one dependency layer)
-POSTGRES_DRIVER='psycopg[binary]==3.3.9'
 
 VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("'"$ROOT"'/pyproject.toml", "rb"))["project"]["version"])')
 TAG=${TAG:-$VERSION}
@@ -63,7 +61,8 @@ wheels() {
     rm -rf "$CACHE/context"
     mkdir -p "$dir/deps" "$dir/project"
     log "wheels into $dir"
-    "$PYTHON" -m pip wheel --quiet --wheel-dir "$dir/deps" "$ROOT" "$POSTGRES_DRIVER"
+    # the postgres extra: the store's driver (both images share one dependency layer)
+    "$PYTHON" -m pip wheel --quiet --wheel-dir "$dir/deps" "${ROOT}[postgres]"
     mv "$dir"/deps/sangsaeng-*.whl "$dir/project/"
     DEPS=$(cd "$dir/deps" && printf '%s\n' *.whl | sha256sum | cut -c1-16)
 }
