@@ -1,7 +1,7 @@
 """The coordinator's image, built by deploy/build-images.sh and run as the deploy files run
-it: it becomes ready with a read-only root filesystem, as its non-root user, with no
-capabilities. Slow (the first build takes minutes; later ones reuse the base and the
-dependency layer): `make test-containers` runs it, `make test` does not."""
+it: after the migration command, it becomes ready with a read-only root filesystem, as its
+non-root user, with no capabilities. Slow (the first build takes minutes; later ones reuse
+the base and the dependency layer): `make test-containers` runs it, `make test` does not."""
 
 from __future__ import annotations
 
@@ -85,6 +85,10 @@ def test_the_coordinator_becomes_ready_read_only_as_non_root(
               "--env", "SANGSAENG_STORE_URL_FILE=/run/secrets/store-url"]
     with volume(env) as state:
         mounts += ["--volume", f"{state}:{STATE}"]
+        # the migration Job's and compose service's command first: the server refuses a
+        # store behind the head revision
+        podman(env, "run", "--rm", *HARDENED, *mounts, image, "admin", "store", "upgrade",
+               timeout=300)
         # the image's own command: the server over TLS, its workdir on the volume
         with container(env, *HARDENED, *mounts, image) as name:
             print(f"healthy in {await_healthy(env, name):.1f} s")
