@@ -66,6 +66,9 @@ def run_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int) -> St
     url = f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv(settings.STORE_URL_ENV, url)
     store = Store(url)
+    for node in (1, 2, 3):  # the grid's nodes are registered partners'
+        store.partners.put(f"bank-{node}", "k" * 44)
+        store.partners.set_node_id(f"bank-{node}", str(node))
     task = task_with(rounds=2)
     run_id = lifecycle.create(store, task, owner=None)
     context = Context(run_id=77, node_id=0, node_config={}, state=RecordDict(),
