@@ -19,6 +19,7 @@ from sangsaeng.server.accounts import Role, create_token
 from sangsaeng.server.db.partners import PartnerKeyTaken
 from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.deployment.flower_processes import PartnerNode
+from sangsaeng.server.flower.control import FlowerControl
 from sangsaeng.server.runs.states import COMPLETED, OPEN
 from sangsaeng.shared.node_keys import create_node_key
 
@@ -100,7 +101,19 @@ def test_a_partner_node_crashing_mid_round(d: Deployment) -> None:
     status, reason, _ = ended(d, run_id)
     assert status != COMPLETED and reason is not None and "round" in reason
     assert len(records(d, run_id)) >= 2  # the rounds before the crash stay recorded
-    d.coordinator.add_partner(d.partners[0])  # the partner starts its node again
+    # Flower refuses to activate a node it still counts online ("[code: 2004] Failed to
+    # activate SuperNode"): the partner starts its node again once the old one has lapsed
+    [north] = [p for p in d.coordinator.store.partners.list() if p.name == "north-bank"]
+    control = FlowerControl(d.coordinator.flower.address, d.coordinator.flower.ca_file)
+    try:
+        deadline = time.monotonic() + 180
+        while any(n.node_id == int(north.node_id or 0) and n.status == "online"
+                  for n in control.nodes()):
+            assert time.monotonic() < deadline, "the crashed node never went offline"
+            time.sleep(1)
+    finally:
+        control.close()
+    d.coordinator.add_partner(d.partners[0])
     assert ended(d, d.api.start_run(QUICK).id)[0] == COMPLETED
 
 
