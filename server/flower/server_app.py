@@ -6,6 +6,7 @@ import httpx
 import torch
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
+from flwr.supercore.inflatable.inflatable_utils import ObjectPushError
 
 from sangsaeng.server import settings
 from sangsaeng.server.db import Store
@@ -36,10 +37,10 @@ def main(grid: Grid, context: Context) -> None:
                                 num_rounds=task.rounds, timeout=task.round_timeout)
         lifecycle.end(store, run_id, COMPLETED, model=_weights(result.arrays))
     except BaseException as err:
-        if _token_revoked(err):
+        if _ended_by_flower(err):
             # Flower ended this ServerApp's task (a stop, or its expiry) and the SIGINT it
             # sends itself has not landed yet: Flower knows why, and reconciliation
-            # (runs/reconcile.py) records its status, not this HTTP error.
+            # (runs/reconcile.py) records its status, not this error.
             raise
         # What was done stays recorded: the reason, and the last model partners paid for.
         if isinstance(err, RunFailed):
@@ -80,11 +81,19 @@ def _initial_weights(store: Store, run_id: int, task: TaskSpec) -> dict[str, tor
     return state
 
 
-def _token_revoked(err: BaseException) -> bool:
-    """Flower's Runtime API refused the ServerApp's token (401): its task has finished.
-    Flower's HTTP retry sends the process SIGINT on the first 401; a call that meets the
-    next one before the signal is handled raises the error (flwr/supercore/retry/
-    http_retry.py, _should_giveup), e.g. when the heartbeat thread met the first."""
+def _ended_by_flower(err: BaseException) -> bool:
+    """The error says Flower has ended this ServerApp's task, before the SIGINT that tells
+    it so has landed.
+    - The Runtime API refused the task's token (401). Flower's HTTP retry sends the process
+      SIGINT on the first 401; a call that meets the next one before the signal is handled
+      raises the error (flwr/supercore/retry/http_retry.py, _should_giveup), e.g. when the
+      heartbeat thread met the first.
+    - An object push was refused: the run's push session ends with the run, and a message
+      being sent when the run stops fails this way (seen in CI right after a StopRun). A
+      push session lost for another reason is still recorded: reconciliation reads Flower's
+      status and its details."""
+    if isinstance(err, ObjectPushError):
+        return True
     return (isinstance(err, httpx.HTTPStatusError)
             and err.response.status_code == httpx.codes.UNAUTHORIZED)
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
+from flwr.supercore.inflatable.inflatable_utils import ObjectPushError
 from flwr.supercore.run import Run
 
 from sangsaeng.server import settings
@@ -26,16 +27,20 @@ from ..support.tasks import task_with
 
 pytestmark = pytest.mark.usefixtures("flower_task_identity")
 
+def http_refusal(status: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://127.0.0.1:1/v1/runtime/push-messages")
+    return httpx.HTTPStatusError("refused", request=request,
+                                 response=httpx.Response(status, request=request))
+
+
 class RefusingGrid(Grid):
-    """Three partner nodes are connected; every call to the Runtime API gets `status`."""
+    """Three partner nodes are connected; every call to the Runtime API raises `error`."""
 
-    def __init__(self, status: int) -> None:
-        self.status = status
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
-    def _refuse(self) -> httpx.HTTPStatusError:
-        request = httpx.Request("POST", "http://127.0.0.1:1/v1/runtime/push-messages")
-        return httpx.HTTPStatusError("refused", request=request,
-                                     response=httpx.Response(self.status, request=request))
+    def _refuse(self) -> Exception:
+        return self.error
 
     def set_run(self, run: Run) -> None:
         raise self._refuse()
@@ -62,7 +67,7 @@ class RefusingGrid(Grid):
         raise self._refuse()
 
 
-def run_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int) -> Store:
+def run_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception) -> Store:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     monkeypatch.setenv(settings.STORE_URL_ENV, url)
     store = Store(url)
@@ -73,8 +78,8 @@ def run_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: int) -> St
     run_id = lifecycle.create(store, task, owner=None)
     context = Context(run_id=77, node_id=0, node_config={}, state=RecordDict(),
                       run_config={RUN_CONFIG_TASK: task.to_json(), RUN_CONFIG_STORE_RUN: run_id})
-    with pytest.raises(httpx.HTTPStatusError):
-        server_app.main(RefusingGrid(status), context)
+    with pytest.raises(type(error)):
+        server_app.main(RefusingGrid(error), context)
     return store
 
 
@@ -82,12 +87,20 @@ def test_a_revoked_token_is_left_to_reconciliation(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """401: Flower finished the ServerApp's task (stopped or expired) and knows which;
     the store keeps the run open for server/runs/reconcile.py to record Flower's status."""
-    run = run_main(tmp_path, monkeypatch, 401).runs.get(1)
+    run = run_main(tmp_path, monkeypatch, http_refusal(401)).runs.get(1)
+    assert run.status in OPEN and run.reason is None
+
+
+def test_a_refused_object_push_is_left_to_reconciliation(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message being pushed when the run is stopped: its push session ended with the run."""
+    error = ObjectPushError("ab" * 32, run_id=77, session_id="s")
+    run = run_main(tmp_path, monkeypatch, error).runs.get(1)
     assert run.status in OPEN and run.reason is None
 
 
 def test_any_other_refusal_fails_the_run(tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    run = run_main(tmp_path, monkeypatch, 500).runs.get(1)
+    run = run_main(tmp_path, monkeypatch, http_refusal(500)).runs.get(1)
     assert run.status == FAILED
     assert run.reason is not None and run.reason.startswith("HTTPStatusError: refused")
