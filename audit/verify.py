@@ -38,17 +38,20 @@ from sangsaeng.shared.ledger_format import (
 from sangsaeng.shared.rest.audit import AuditLogEntry, AuditRecord, AuditRun, PartnerKey
 from sangsaeng.shared.signing import signature_ok
 
-from .accountants import PldAccountant, RdpAccountant
+from .accountants import PrvAccountant, RdpAccountant
 from .fetch import AuditData
 
 PARAMETERS = {"noise_multiplier": "σ", "sample_rate": "q", "steps": "steps", "delta": "δ",
               "evaluation_noise_multiplier": "σ of the evaluation"}
-# How far a claimed ε may be from the RDP recomputation: dp_accounting's fractional orders
-# run up to 0.25 % high (accountants/rdp.py); 1 % leaves room for that and still names any
-# material misstatement.
+# A claim is sound if it is at least PRV's certified lower bound (accountants/prv.py). It
+# may be looser than the tight accountants, up to the RDP bound (older releases claimed RDP),
+# with this margin: dp_accounting's fractional orders run up to 0.25 % high
+# (accountants/rdp.py); 1 % leaves room for that and still names any claim that does not
+# come from the recorded mechanisms.
 RELATIVE_TOLERANCE = 1e-2
 ABSOLUTE_TOLERANCE = 1e-2
-TOLERANCE_TEXT = "1% of the claimed ε, at least 0.01"
+TOLERANCE_TEXT = ("a claim is at least PRV's certified lower bound, and at most the RDP bound "
+                  "+ 1% (at least 0.01)")
 
 
 def tolerance(claimed: float) -> float:
@@ -73,11 +76,13 @@ class AccountantResult(BaseModel):
     history: Literal["partner ledger", "coordinator records"]  # where the mechanisms came from
     reports: int
     claimed: float  # lifetime ε in the latest report
-    recomputed: float  # dp_accounting RDP over the same history
+    recomputed: float  # Opacus' PRV estimate over the same history (tight, independent) ...
+    recomputed_lower: float  # ... and its certified bounds: the true ε lies between
+    recomputed_upper: float
     difference: float  # claimed - recomputed
-    tolerance: float
+    tolerance: float  # over the RDP bound a claim may be
     max_difference: float  # the largest |difference| over every ε of every report
-    pld: float  # dp_accounting PLD over the same history (tighter)
+    rdp: float  # dp_accounting RDP over the same history (looser; older releases claimed it)
     ok: bool
 
 
@@ -90,8 +95,8 @@ class LedgerResult(BaseModel):
     entries: int
     records: int  # the coordinator's records of this partner dataset
     matched: int  # of which the ledger has with the same mechanism
-    ledger_epsilon: float | None  # dp_accounting RDP over every reserve in the ledger
-    coordinator_epsilon: float  # what the coordinator believes spent
+    ledger_epsilon: float | None  # PRV estimate over every reserve in the ledger
+    coordinator_epsilon: float  # PRV estimate over the mechanisms the coordinator recorded
     ok: bool | None  # None: not cross-checked
 
 
@@ -281,10 +286,10 @@ def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
     # the δ the coordinator's figures are at (the partner's policy δ, as reported)
     delta = d.records[-1][1].delta if d.records else signed.export.delta
     reserves = [m for e in d.entries if e.kind == RESERVE for m in e.mechanisms()]
-    result.ledger_epsilon = RdpAccountant.of(reserves).epsilon(delta)
+    result.ledger_epsilon = PrvAccountant.of(reserves).epsilon(delta)
     if result.ledger_epsilon < believed - tolerance(believed):
         fail("budget", f"the ledger accounts for ε {result.ledger_epsilon:.4f}, less than the "
-                       f"{believed:.4f} the coordinator's records show spent")
+                       f"{believed:.4f} the mechanisms in the coordinator's records spend")
     cap = signed.export.epsilon_cap
     if result.ledger_epsilon > cap + tolerance(cap):
         fail("budget", f"the ledger's lifetime ε {result.ledger_epsilon:.4f} is over the "
@@ -335,13 +340,12 @@ def _matches(d: _Dataset, run: AuditRun, r: AuditRecord, entries: list[Entry],
 
 
 def _coordinator_belief(d: _Dataset) -> float:
-    """What the coordinator believes this dataset spent: the largest lifetime ε reported,
-    or the composition of every mechanism it recorded, whichever is more."""
+    """What the mechanisms the coordinator recorded for this dataset spend, by the same
+    accountant as the ledger's (the partner's claims are checked on their own, below)."""
     if not d.records:
         return 0.0
     delta = d.records[-1][1].delta
-    recorded = RdpAccountant.of(m for _, r in d.records for m in _mechanisms(r)).epsilon(delta)
-    return max(recorded, max(r.lifetime_epsilon for _, r in d.records))
+    return PrvAccountant.of(m for _, r in d.records for m in _mechanisms(r)).epsilon(delta)
 
 
 # --- 1. accountant --------------------------------------------------------------------------
@@ -359,50 +363,53 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
         items = [(r.ledger_seq, run.flower_run_id or "", m) for run, r in d.records
                  for m in _mechanisms(r)]
     items.sort(key=lambda item: item[0])
-    lifetime, per_run = RdpAccountant(), dict[str, RdpAccountant]()
+    lifetime, lifetime_rdp = PrvAccountant(), RdpAccountant()
+    per_run: dict[str, tuple[PrvAccountant, RdpAccountant]] = {}
     fail = _Fail(d.subject, findings)
-    worst, i, last = 0.0, 0, (0.0, 0.0)
+    worst, i = 0.0, 0
     for run, r in d.records:
         while i < len(items) and items[i][0] <= r.ledger_seq:
             _, run_key, mechanism = items[i]
-            lifetime.compose(mechanism)
-            per_run.setdefault(run_key, RdpAccountant()).compose(mechanism)
+            for accountant in (lifetime, lifetime_rdp,
+                               *per_run.setdefault(run_key, (PrvAccountant(), RdpAccountant()))):
+                accountant.compose(mechanism)
             i += 1
-        this_run = per_run.get(run.flower_run_id or "", RdpAccountant())
-        for label, claimed, recomputed in (
-                ("lifetime ε", r.lifetime_epsilon, lifetime.epsilon(r.delta)),
-                ("run ε", r.epsilon, this_run.epsilon(r.delta))):
-            difference = claimed - recomputed
-            worst = max(worst, abs(difference))
-            if abs(difference) > tolerance(claimed):
-                fail("accountant", f"run {run.id} round {r.round}: claimed {label} "
-                                   f"{claimed:.4f}, recomputed {recomputed:.4f} (difference "
-                                   f"{difference:+.4f}, tolerance ±{tolerance(claimed):.4f}); "
-                                   + _why(difference, source, d.ledger is not None))
-        last = (r.lifetime_epsilon, lifetime.epsilon(r.delta))
+        this_run = per_run.get(run.flower_run_id or "", (PrvAccountant(), RdpAccountant()))
+        for label, claimed, (tight, rdp_of) in (("lifetime ε", r.lifetime_epsilon,
+                                                 (lifetime, lifetime_rdp)),
+                                                ("run ε", r.epsilon, this_run)):
+            bounds, loose = tight.bounds(r.delta), rdp_of.epsilon(r.delta)
+            worst = max(worst, abs(claimed - bounds.estimate))
+            where = f"run {run.id} round {r.round}: claimed {label} {claimed:.4f}"
+            if claimed < bounds.lower:
+                fail("accountant", f"{where} is below {bounds.lower:.4f}, the least its "
+                                   "mechanisms spend (PRV's certified lower bound): the "
+                                   "partner under-states what it spent")
+            elif claimed > loose + tolerance(loose):
+                fail("accountant", f"{where} is above even the RDP bound {loose:.4f} of its "
+                                   "mechanisms: " + _over_why(source, d.ledger is not None))
     latest = d.records[-1][1]
-    history = [m for seq, _, m in items if seq <= latest.ledger_seq]
-    claimed, recomputed = last
+    claimed, bounds = latest.lifetime_epsilon, lifetime.bounds(latest.delta)
     cap = latest.epsilon_cap
-    if max(claimed, recomputed) > cap + tolerance(cap):
-        fail("budget", f"lifetime ε {max(claimed, recomputed):.4f} (run {d.records[-1][0].id} "
-                       f"round {latest.round}) is over the partner's cap {cap:g}")
+    if max(claimed, bounds.estimate) > cap + tolerance(cap):
+        fail("budget", f"lifetime ε {max(claimed, bounds.estimate):.4f} (run "
+                       f"{d.records[-1][0].id} round {latest.round}) is over the partner's "
+                       f"cap {cap:g}")
+    rdp = lifetime_rdp.epsilon(latest.delta)
     return AccountantResult(
         partner=d.partner, dataset=d.dataset, delta=latest.delta,
         epsilon_cap=latest.epsilon_cap, history=source, reports=len(d.records),
-        claimed=claimed, recomputed=recomputed, difference=claimed - recomputed,
-        tolerance=tolerance(claimed), max_difference=worst,
-        pld=PldAccountant.of(history).epsilon(latest.delta),
+        claimed=claimed, recomputed=bounds.estimate, recomputed_lower=bounds.lower,
+        recomputed_upper=bounds.upper, difference=claimed - bounds.estimate,
+        tolerance=tolerance(rdp), max_difference=worst, rdp=rdp,
         ok=not any(f.check == "accountant" and f.subject == d.subject for f in findings))
 
 
-def _why(difference: float, source: str, ledger_given: bool) -> str:
-    if difference < 0:
-        return "the claim is below what its mechanisms spent"
+def _over_why(source: str, ledger_given: bool) -> str:
     if source == "coordinator records" and not ledger_given:
-        return ("the claim is above what the recorded mechanisms spent (is a round missing "
-                "from the coordinator's records? give the partner's ledger export)")
-    return "the claim is above what its mechanisms spent"
+        return ("is a round missing from the coordinator's records? (give the partner's "
+                "ledger export)")
+    return "the claim does not come from these mechanisms"
 
 
 def _mechanisms(r: AuditRecord) -> list[Mechanism]:

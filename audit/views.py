@@ -10,15 +10,16 @@ from .verify import Verification
 
 
 def print_verification(result: Verification, console: Console) -> None:
-    accountants = Table(title=f"ε recomputed with dp_accounting (tolerance: {result.tolerance})")
-    for col in ["partner / dataset", "history", "reports", "claimed ε", "recomputed ε (RDP)",
-                "difference", "max |difference|", "PLD ε", ""]:
+    accountants = Table(title=f"ε recomputed: Opacus PRV (tight) and RDP ({result.tolerance})")
+    for col in ["partner / dataset", "history", "reports", "claimed ε", "PRV ε",
+                "PRV bounds", "max |claimed − PRV|", "RDP ε", ""]:
         accountants.add_column(col, justify="left" if col.startswith(("partner", "hist"))
                                else "right")
     for a in result.accountants:
         accountants.add_row(escape(f"{a.partner} / {a.dataset}"), a.history, str(a.reports),
-                            f"{a.claimed:.4f}", f"{a.recomputed:.4f}", f"{a.difference:+.1e}",
-                            f"{a.max_difference:.1e}", f"{a.pld:.4f}", _mark(a.ok))
+                            f"{a.claimed:.4f}", f"{a.recomputed:.4f}",
+                            f"{a.recomputed_lower:.4f}–{a.recomputed_upper:.4f}",
+                            f"{a.max_difference:.1e}", f"{a.rdp:.4f}", _mark(a.ok))
     console.print(accountants)
     ledgers = Table(title="Partners' signed ledgers against the coordinator's records")
     for col in ["partner / dataset", "export", "signature", "chain", "records matched",

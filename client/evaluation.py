@@ -4,9 +4,9 @@ Each holdout row contributes the vector (min(loss, B) / B, correct, 1), whose L2
 most √3; the partner releases the three sums plus Gaussian noise of standard deviation
 z·√3 each, so adding or removing one row moves the release by at most one noise unit in
 L2. That is the Gaussian mechanism with noise multiplier z — the sampled Gaussian mechanism
-with q = 1 and one step, which the ledger accounts with the same RDP analysis as DP-SGD
-(Mironov, "Rényi Differential Privacy", 2017, Prop. 7). Loss and accuracy are the noisy sums
-over the noisy count: post-processing, free in ε. AUC would need the scores' distribution
+with q = 1 and one step, which the ledger accounts with the same accountant as DP-SGD
+(dp_accounting's PLD of the Gaussian mechanism). Loss and accuracy are the noisy sums over
+the noisy count: post-processing, free in ε. AUC would need the scores' distribution
 and is not released.
 """
 

@@ -4,8 +4,8 @@ Each entry is either a *reserve* (a round's mechanism: sigma, q, steps, delta), 
 and committed to disk before that round trains, or a *commit* naming a reserve whose
 update was handed to Flower for sending. Spent budget is every reserve, committed or
 not: a crash after reserving may waste budget but never hides it. Epsilon is always
-recomputed by the accountant from the reserves (the ledger is Opacus' accountant history
-made durable), never stored as the truth.
+recomputed by the accountant from the reserves (the ledger is the accountant's history of
+mechanisms made durable), never stored as the truth.
 
 A reserve also carries its run's plan (rounds declared, and until when the run's
 remaining rounds stay promised): the cap check counts the promised rounds of every

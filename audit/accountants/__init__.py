@@ -1,15 +1,15 @@
-"""The auditor's accountants: Google's dp_accounting, a different library from the
-partner's (Opacus), recomputing ε from the recorded mechanisms alone. One file each,
-behind one small interface (base.py), as Opacus keeps its own (opacus/accountants/).
+"""The auditor's accountants, recomputing ε from the recorded mechanisms alone. One file
+each, behind one small interface (base.py), as Opacus keeps its own (opacus/accountants/).
 
-- RDP (rdp.py): the analysis the partner's Opacus RDP accountant claims to run, written
-  independently. A claim must match it within the verification's tolerance.
-- PLD (pld.py): a tighter accounting of the same mechanisms. A sound RDP claim is never
-  below it; it shows how much the RDP bound over-states.
+- PRV (prv.py): Opacus' PRV accountant, tight, with certified bounds either side. A
+  different library and method from the partner's PLD accountant (dp_accounting): a sound
+  claim is never below its lower bound.
+- RDP (rdp.py): dp_accounting's RDP, the looser bound Sangsaeng claimed before its PLD
+  accountant (and older ledgers' reports still carry). No sound claim is above it.
 """
 
 from .base import Accountant
-from .pld import PldAccountant
-from .rdp import CLAIMED_ORDERS, RdpAccountant
+from .prv import Bounds, PrvAccountant
+from .rdp import RdpAccountant
 
-__all__ = ["CLAIMED_ORDERS", "Accountant", "PldAccountant", "RdpAccountant"]
+__all__ = ["Accountant", "Bounds", "PrvAccountant", "RdpAccountant"]

@@ -23,7 +23,8 @@ CARD_NOTES = [
     "Trained by federated averaging of partners' DP-SGD updates (Poisson sampling, "
     "per-sample clipping, Gaussian noise, as Opacus' DPOptimizer); no row left any partner.",
     "Metrics are partners' holdout aggregates, weighted by rounded counts.",
-    "ε is (ε, δ)-DP per partner dataset from Opacus' RDP accountant over every step; "
+    "ε is (ε, δ)-DP per partner dataset from a PLD accountant (dp_accounting) over every "
+    "step; "
     "lifetime ε covers all runs on that dataset.",
 ]
 

@@ -145,11 +145,13 @@ def test_untouched_records_pass(records: Records) -> None:
     accountant_rows = [[cell.strip() for cell in line.split("│")[1:-1]]
                        for line in result.stdout.splitlines() if "partner ledger" in line]
     assert [row[0] for row in accountant_rows] == [f"{p} / caravan" for p in PARTNERS]
-    for row in accountant_rows:  # partner, history, reports, claimed, recomputed, ...
-        _, history, reports, claimed, recomputed, difference, worst, pld, ok = row
+    for row in accountant_rows:  # partner, history, reports, claimed, PRV, bounds, ...
+        _, history, reports, claimed, prv, bounds, worst, rdp, ok = row
         assert (history, reports, ok) == ("partner ledger", "2", "ok")
-        assert abs(float(claimed) - float(recomputed)) <= 1e-3 * float(claimed)
-        assert float(pld) < float(recomputed)  # PLD is the tighter accounting
+        lower, upper = (float(b) for b in bounds.split("–"))
+        assert lower <= float(claimed) <= upper  # within the certified bounds
+        assert abs(float(claimed) - float(prv)) <= 1e-2 * float(claimed)
+        assert float(claimed) < float(rdp)  # RDP is the looser bound
     ledger_rows = [line for line in result.stdout.splitlines() if "2 of 2" in line]
     assert len(ledger_rows) == 2 and all("│ ok " in line for line in ledger_rows)
 
@@ -175,20 +177,29 @@ def test_an_edited_epsilon_is_named(records: Records) -> None:
     [failure] = failures(result)
     assert failure.startswith("FAIL [accountant] north-bank / caravan: run 1 round 2: claimed "
                               "lifetime ε ")
-    assert "the claim is below what its mechanisms spent" in failure
+    assert "the least its mechanisms spend (PRV's certified lower bound)" in failure
 
 
-def test_an_inflated_epsilon_is_more_than_the_ledger_accounts_for(records: Records) -> None:
+def test_an_inflated_epsilon_is_named(records: Records) -> None:
     db = records.store
     drop_guards(db, "privacy_records")
     db.execute("UPDATE privacy_records SET lifetime_epsilon = 99 WHERE partner = 'north-bank' "
                "AND round = 2")
+    [failure] = failures(records.verify())
+    assert failure.startswith("FAIL [accountant] north-bank / caravan: run 1 round 2: claimed "
+                              "lifetime ε 99.0000 is above even the RDP bound ")
+    assert failure.endswith("the claim does not come from these mechanisms")
+
+
+def test_a_ledger_missing_recorded_rounds_is_named(records: Records) -> None:
+    """The coordinator recorded mechanisms the ledger does not hold: the ledger accounts
+    for less than they spend."""
+    db = records.store
+    drop_guards(db, "privacy_records")
+    db.execute("UPDATE privacy_records SET steps = steps * 4 WHERE partner = 'north-bank'")
     found = failures(records.verify())
-    assert any(f.startswith("FAIL [accountant] north-bank / caravan: run 1 round 2: claimed "
-                            "lifetime ε 99.0000") for f in found)
     assert any(f.startswith("FAIL [budget] north-bank / caravan: the ledger accounts for ε ")
-               and "less than the 99.0000 the coordinator's records show spent" in f
-               for f in found)
+               and "the mechanisms in the coordinator's records spend" in f for f in found)
 
 
 @pytest.mark.filterwarnings("ignore:GDP accounting is experimental")

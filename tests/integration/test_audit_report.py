@@ -97,9 +97,10 @@ def sample_report(failing: bool = False, incomplete: bool = False) -> AuditRepor
         partner=b.partner, dataset=b.dataset, delta=b.delta, epsilon_cap=b.epsilon_cap,
         history="partner ledger" if i < 2 else "coordinator records", reports=b.rounds,
         claimed=b.reported_epsilon, recomputed=b.reported_epsilon + (0.4 if i == 2 else -2e-5),
+        recomputed_lower=b.reported_epsilon - 0.01, recomputed_upper=b.reported_epsilon + 0.01,
         difference=-0.4 if i == 2 else 2e-5,
-        tolerance=max(1e-3, 1e-3 * b.reported_epsilon), max_difference=3e-5,
-        pld=0.86 * b.reported_epsilon, ok=not (failing and i == 1))
+        tolerance=max(1e-2, 1e-2 * b.reported_epsilon), max_difference=3e-5,
+        rdp=1.12 * b.reported_epsilon, ok=not (failing and i == 1))
         for i, b in enumerate(budgets)]
     ledgers = [LedgerResult(
         partner=b.partner, dataset=b.dataset, source=f"{b.partner}.ledger.json" if i < 2 else None,

@@ -163,12 +163,12 @@ def test_policy_refusals_spend_nothing(policy: Path, change: dict[str, object],
 
 def test_a_plan_over_the_cap_is_refused_before_training(tmp_path: Path, data_path: Path) -> None:
     policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
-    task = task_with(local_epochs=1)  # one round spends 1.88; five would reach 2.99
+    task = task_with(local_epochs=1)  # five rounds would reach 2.59, one stays under 2
     reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
     assert (reply.error.reason or "").startswith(
         "partner 'frugal' refuses: this run's plan would bring the dataset's lifetime epsilon "
         "to "), reply.error.reason
-    assert (reply.error.reason or "").endswith("to 2.99, over its cap 2 (spent 0.00)")
+    assert (reply.error.reason or "").endswith("to 2.59, over its cap 2 (spent 0.00)")
     with ledger_of(policy) as ledger:
         assert ledger.entries() == []
     short = task_with(local_epochs=1, rounds=1)
@@ -286,7 +286,8 @@ def test_a_base_model_is_refused_unless_it_is_the_one_the_policy_accepts(
 
 
 def test_a_partner_at_its_cap_answers_no_evaluation(tmp_path: Path, data_path: Path) -> None:
-    policy = caravan_policy(tmp_path, "frugal", data_path, cap=2.0)
+    # one 1-epoch round spends ~1.33 (its evaluation included), a second would reach ~1.67
+    policy = caravan_policy(tmp_path, "frugal", data_path, cap=1.5)
     task = task_with(local_epochs=1, rounds=1)
     assert not client_app.train(message(task, MessageType.TRAIN), context(task, policy)
                                 ).has_error()
