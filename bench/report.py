@@ -28,6 +28,12 @@ BENCHES = [
      "(`client/ghost_step.py`, what `client/dp_sgd.train` runs). A ratio is the median over "
      "reps of DP step time over the plain step time measured just before it; the target "
      "for Sangsaeng's step is ≤ 1.3 on the MLP."),
+    ("Accounting", "bench/accounting.py",
+     "The partner's cap check (`Ledger.reserve`: verify the chain, compose every reserve with "
+     "the run's plan, write) as its ledger grows, with the PLD accountant against the RDP "
+     "accountant Sangsaeng used before, taking turns in one run; and how much less ε the PLD "
+     "accountant claims for the same history. Target: well under a second for hundreds of "
+     "entries."),
     ("Round latency", "bench/round.py",
      "Wall time per round with 3 partner SuperNodes on loopback: Sangsaeng's ServerApp and "
      "ClientApp against a bare Flower FedAvg app (`bench/bare_flower_app.py`) with the same "

@@ -32,6 +32,18 @@ def test_dp_step_prints_the_three_ratios_for_each_registry_model() -> None:
         assert len(ratios) == 3 and all(float(r) > 0 for r in ratios)  # ours, Opacus ghost, hooks
 
 
+def test_accounting_times_both_accountants_on_real_ledgers() -> None:
+    out = run("accounting.py", "--sizes", "10", "--reps", "1", timeout=300)
+    rows = [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in out.splitlines() if re.search(RATIO, line)]
+    assert [(r[0], r[1]) for r in rows] == [("repeating", "10"), ("all distinct", "10"),
+                                            ("all distinct, past any cap", "300")]
+    for r in rows:
+        pld, rdp = float(r[7]), float(r[8])
+        assert float(r[3]) > 0 and float(r[4]) > 0 and float(r[6]) > 0  # seconds
+        assert 0 < pld < rdp  # the tight accountant claims less for the same history
+
+
 def test_scale_runs_sangsaeng_on_the_simulation_engine() -> None:
     out = run("scale.py", "--partners", "3", "--rounds", "2", timeout=600)
     row = next(line for line in out.splitlines() if line.startswith("| 3 | 2 |"))
