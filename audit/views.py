@@ -10,7 +10,8 @@ from .verify import Verification
 
 
 def print_verification(result: Verification, console: Console) -> None:
-    accountants = Table(title=f"ε recomputed: Opacus PRV (tight) and RDP ({result.tolerance})")
+    accountants = Table(title="ε recomputed: Opacus PRV (tight, certified bounds) and RDP",
+                        caption=f"passes if {result.tolerance}")
     for col in ["partner / dataset", "history", "reports", "claimed ε", "PRV ε",
                 "PRV bounds", "max |claimed − PRV|", "RDP ε", ""]:
         accountants.add_column(col, justify="left" if col.startswith(("partner", "hist"))

@@ -202,6 +202,34 @@ def test_a_ledger_missing_recorded_rounds_is_named(records: Records) -> None:
                and "the mechanisms in the coordinator's records spend" in f for f in found)
 
 
+@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
+def test_claims_of_the_older_rdp_accountant_still_pass(records: Records) -> None:
+    """Reports from releases that claimed Opacus' RDP bound: over-stated, never under, so
+    sound; the auditor shows how far above the tight estimate they are."""
+    from opacus.accountants import RDPAccountant
+
+    db = records.store
+    drop_guards(db, "privacy_records")
+    rows = db.execute("SELECT id, noise_multiplier, sample_rate, steps, "
+                      "evaluation_noise_multiplier, delta FROM privacy_records "
+                      "WHERE partner = 'south-insurance' ORDER BY round").fetchall()
+    accountant, claims = RDPAccountant(), []
+    for row_id, sigma, q, steps, evaluation, delta in rows:
+        accountant.history += [(sigma, q, steps), (evaluation, 1.0, 1)]
+        claimed = accountant.get_epsilon(delta)
+        claims.append(claimed)
+        db.execute(f"UPDATE privacy_records SET epsilon = {claimed!r}, "
+                   f"lifetime_epsilon = {claimed!r} WHERE id = {row_id}")
+    result = records.verify()
+    assert result.returncode == 0 and failures(result) == [], result.stdout
+    row = next(line for line in result.stdout.splitlines()
+               if line.startswith("│ south-insurance / caravan"))
+    cells = [cell.strip() for cell in row.split("│")[1:-1]]
+    claimed, prv, rdp = float(cells[3]), float(cells[4]), float(cells[7])
+    assert claimed == pytest.approx(claims[-1], abs=1e-4)
+    assert claimed > 1.05 * prv and abs(claimed - rdp) <= 0.01 * claimed
+
+
 @pytest.mark.filterwarnings("ignore:GDP accounting is experimental")
 def test_an_accountant_mismatch_is_named_for_every_report(records: Records) -> None:
     """A partner whose client accounts with another method (here Opacus' GDP accountant,

@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from sangsaeng.client.ledger import COMMIT, RESERVE, Entry, Ledger, LedgerExists, LedgerMissing
+from sangsaeng.client.ledger import (
+    COMMIT,
+    RESERVE,
+    SCHEMA,
+    Entry,
+    Ledger,
+    LedgerExists,
+    LedgerMissing,
+)
 from sangsaeng.client.policy import TaskRefused
 from sangsaeng.shared.accounting import Mechanism, epsilon, gaussian
+from sangsaeng.shared.hash_chain import GENESIS, canonical_sha256
 
 from ..support.tasks import opacus_live_epsilon
 
@@ -225,3 +234,45 @@ def test_the_ledger_refuses_updates_and_deletes(tmp_path: Path) -> None:
     for statement in ("UPDATE entries SET steps = 1", "DELETE FROM entries"):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             db.execute(statement)
+
+
+def test_a_ledger_from_an_older_release_is_accounted_by_the_new_accountant(
+        tmp_path: Path) -> None:
+    """A ledger written before evaluation was DP (no evaluation column, hashes without
+    it) and before the PLD accountant: ε is never stored, so its reserves are composed
+    anew, and its chain, its history and the cap check carry on from them."""
+    path = tmp_path / "old.sqlite"
+    old_schema = SCHEMA.replace(",\n    evaluation_noise_multiplier REAL\n", "\n")
+    assert "evaluation_noise_multiplier" not in old_schema
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(old_schema)
+    db.execute("INSERT INTO identity VALUES (1, 'caravan', '/data.csv', ?, ?)",
+               ("k" * 32, "2026-01-01T00:00:00+00:00"))
+    prev = GENESIS
+    for seq, (kind, ref) in enumerate([(RESERVE, None), (COMMIT, 1), (RESERVE, None)], 1):
+        values: dict[str, object] = {
+            "seq": seq, "kind": kind, "run_id": "old", "round": 1 if seq < 3 else 2,
+            "noise_multiplier": None, "sample_rate": None, "steps": None, "delta": None,
+            "task_sha256": "t" * 64, "ref": ref, "run_rounds": None, "plan_until": None,
+            "time": f"2026-01-0{seq}T00:00:00+00:00", "prev_hash": prev}
+        if kind == RESERVE:
+            values.update(noise_multiplier=ROUND.noise_multiplier, delta=DELTA,
+                          sample_rate=ROUND.sample_rate, steps=ROUND.steps, run_rounds=2)
+        prev = canonical_sha256(values)
+        db.execute(f"INSERT INTO entries ({', '.join(values)}, hash) VALUES "
+                   f"({', '.join('?' * len(values))}, ?)", [*values.values(), prev])
+        db.execute("INSERT OR REPLACE INTO head VALUES (1, ?, ?)", (seq, prev))
+    db.close()
+
+    with Ledger(path) as ledger:
+        assert ledger.verify().ok
+        assert ledger.history() == [ROUND, ROUND]  # training only: no evaluation then
+        assert ledger.spending(DELTA).lifetime == pytest.approx(epsilon([ROUND] * 2, DELTA))
+        new_round = [ROUND, gaussian(QUIET)]
+        cap = epsilon([ROUND] * 2 + new_round, DELTA) - 0.01  # the next round does not fit
+        with pytest.raises(TaskRefused, match=(
+                f"would bring the dataset's lifetime epsilon to "
+                f"{epsilon([ROUND] * 2 + new_round, DELTA):.2f}, over its cap")):
+            reserve(ledger, "new", cap=cap)
+        reserve(ledger, "new", cap=cap + 0.02)
+        assert ledger.verify().ok and ledger.history() == [ROUND, ROUND, *new_round]
