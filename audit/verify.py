@@ -38,7 +38,7 @@ from sangsaeng.shared.ledger_format import (
 from sangsaeng.shared.rest.audit import AuditLogEntry, AuditRecord, AuditRun, PartnerKey
 from sangsaeng.shared.signing import signature_ok
 
-from .accountants import PrvAccountant, RdpAccountant
+from .accountants import Bounds, HistoryTooLarge, PrvAccountant, RdpAccountant
 from .fetch import AuditData
 
 PARAMETERS = {"noise_multiplier": "σ", "sample_rate": "q", "steps": "steps", "delta": "δ",
@@ -286,7 +286,7 @@ def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
     # the δ the coordinator's figures are at (the partner's policy δ, as reported)
     delta = d.records[-1][1].delta if d.records else signed.export.delta
     reserves = [m for e in d.entries if e.kind == RESERVE for m in e.mechanisms()]
-    result.ledger_epsilon = PrvAccountant.of(reserves).epsilon(delta)
+    result.ledger_epsilon = _epsilon(reserves, delta)
     if result.ledger_epsilon < believed - tolerance(believed):
         fail("budget", f"the ledger accounts for ε {result.ledger_epsilon:.4f}, less than the "
                        f"{believed:.4f} the mechanisms in the coordinator's records spend")
@@ -344,8 +344,22 @@ def _coordinator_belief(d: _Dataset) -> float:
     accountant as the ledger's (the partner's claims are checked on their own, below)."""
     if not d.records:
         return 0.0
-    delta = d.records[-1][1].delta
-    return PrvAccountant.of(m for _, r in d.records for m in _mechanisms(r)).epsilon(delta)
+    return _epsilon([m for _, r in d.records for m in _mechanisms(r)], d.records[-1][1].delta)
+
+
+def _epsilon(history: list[Mechanism], delta: float) -> float:
+    """PRV's estimate; for a history past what PRV can grid (ε far past any cap), RDP's."""
+    try:
+        return PrvAccountant.of(history).epsilon(delta)
+    except HistoryTooLarge:
+        return RdpAccountant.of(history).epsilon(delta)
+
+
+def _bounds(accountant: PrvAccountant, delta: float) -> Bounds | None:
+    try:
+        return accountant.bounds(delta)
+    except HistoryTooLarge:
+        return None
 
 
 # --- 1. accountant --------------------------------------------------------------------------
@@ -378,9 +392,14 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
         for label, claimed, (tight, rdp_of) in (("lifetime ε", r.lifetime_epsilon,
                                                  (lifetime, lifetime_rdp)),
                                                 ("run ε", r.epsilon, this_run)):
-            bounds, loose = tight.bounds(r.delta), rdp_of.epsilon(r.delta)
-            worst = max(worst, abs(claimed - bounds.estimate))
+            loose = rdp_of.epsilon(r.delta)
+            bounds = _bounds(tight, r.delta)
             where = f"run {run.id} round {r.round}: claimed {label} {claimed:.4f}"
+            if bounds is None:
+                fail("accountant", f"{where}: its mechanisms are past what the PRV "
+                                   f"accountant can recompute (RDP: ε {loose:.4f})")
+                continue
+            worst = max(worst, abs(claimed - bounds.estimate))
             if claimed < bounds.lower:
                 fail("accountant", f"{where} is below {bounds.lower:.4f}, the least its "
                                    "mechanisms spend (PRV's certified lower bound): the "
@@ -389,13 +408,14 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
                 fail("accountant", f"{where} is above even the RDP bound {loose:.4f} of its "
                                    "mechanisms: " + _over_why(source, d.ledger is not None))
     latest = d.records[-1][1]
-    claimed, bounds = latest.lifetime_epsilon, lifetime.bounds(latest.delta)
+    rdp = lifetime_rdp.epsilon(latest.delta)
+    claimed = latest.lifetime_epsilon
+    bounds = _bounds(lifetime, latest.delta) or Bounds(rdp, rdp, rdp)  # failed above
     cap = latest.epsilon_cap
     if max(claimed, bounds.estimate) > cap + tolerance(cap):
         fail("budget", f"lifetime ε {max(claimed, bounds.estimate):.4f} (run "
                        f"{d.records[-1][0].id} round {latest.round}) is over the partner's "
                        f"cap {cap:g}")
-    rdp = lifetime_rdp.epsilon(latest.delta)
     return AccountantResult(
         partner=d.partner, dataset=d.dataset, delta=latest.delta,
         epsilon_cap=latest.epsilon_cap, history=source, reports=len(d.records),

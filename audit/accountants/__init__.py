@@ -9,7 +9,7 @@ each, behind one small interface (base.py), as Opacus keeps its own (opacus/acco
 """
 
 from .base import Accountant
-from .prv import Bounds, PrvAccountant
+from .prv import Bounds, HistoryTooLarge, PrvAccountant
 from .rdp import RdpAccountant
 
-__all__ = ["Accountant", "Bounds", "PrvAccountant", "RdpAccountant"]
+__all__ = ["Accountant", "Bounds", "HistoryTooLarge", "PrvAccountant", "RdpAccountant"]

@@ -20,6 +20,11 @@ from .base import Accountant
 # Opacus' defaults for PRVAccountant.get_epsilon: ε within ±0.01, δ within δ/1000.
 EPSILON_ERROR = 0.01
 DELTA_ERROR_FRACTION = 1e-3
+MAX_GRID = 20_000_000  # points of the PRV's grid (8 bytes each, a few arrays of it)
+
+
+class HistoryTooLarge(ValueError):
+    """The history's PRV needs a grid past MAX_GRID: its ε is far past any cap."""
 
 
 class Bounds(NamedTuple):
@@ -51,6 +56,7 @@ class PrvAccountant(Accountant):
 def _bounds(steps: tuple[tuple[tuple[float, float], int], ...], delta: float) -> Bounds:
     """An audit asks the same history again (a run's ε and the lifetime's, when one run
     is all there is): ~0.1 s each, once."""
+    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
     from opacus.accountants.prv import PRVAccountant  # ~1.4 s: only when auditing
 
     accountant = PRVAccountant()
@@ -61,8 +67,16 @@ def _bounds(steps: tuple[tuple[tuple[float, float], int], ...], delta: float) ->
         # then discards, and the domain's RDP bound may warn that its largest order was
         # best: neither is news for an auditor's terminal.
         warnings.simplefilter("ignore")
-        # _get_dprv is what get_epsilon runs before it returns the upper bound alone
-        # (opacus 1.6.0, pinned in pyproject.toml)
+        # The grid grows with ε and the steps; a history far past any cap (reported by a
+        # hostile partner, say) would take the auditor's memory: refuse it by its size.
+        # _get_domain and _get_dprv are what get_epsilon runs before it returns the upper
+        # bound alone (opacus 1.6.0, pinned in pyproject.toml).
+        domain = accountant._get_domain(
+            prvs=[PoissonSubsampledGaussianPRV(q, sigma) for (sigma, q), _ in steps],
+            num_self_compositions=[n for _, n in steps], eps_error=EPSILON_ERROR,
+            delta_error=delta_error)
+        if domain.size > MAX_GRID:
+            raise HistoryTooLarge(f"a grid of {domain.size:,} points (at most {MAX_GRID:,})")
         composed = accountant._get_dprv(eps_error=EPSILON_ERROR, delta_error=delta_error)
         lower, estimate, upper = composed.compute_epsilon(delta, delta_error, EPSILON_ERROR)
     return Bounds(float(lower), float(estimate), float(upper))

@@ -67,3 +67,13 @@ def test_rdp_is_the_bound_older_releases_claimed() -> None:
     recomputed = RdpAccountant.of(history).epsilon(1e-5)
     assert abs(recomputed - claimed_then) <= tolerance(claimed_then)
     assert epsilon(history, 1e-5) < 0.95 * claimed_then
+
+
+def test_a_history_far_past_any_cap_is_refused_by_its_grid_not_by_memory() -> None:
+    """A partner reporting absurd mechanisms cannot make the auditor's PRV grid take its
+    memory: the grid's size is checked before it is built."""
+    from sangsaeng.audit.accountants import HistoryTooLarge
+
+    absurd = PrvAccountant.of([Mechanism(noise_multiplier=0.05, sample_rate=0.5, steps=1000)])
+    with pytest.raises(HistoryTooLarge, match="points"):
+        absurd.bounds(1e-5)
