@@ -66,15 +66,17 @@ def _e(value: object) -> str:
     return html.escape(str(value))
 
 
-def _eps(x: float) -> str:
-    return f"{x:.4f}"
+def _eps(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4f}"
 
 
 def _g(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _diff(x: float) -> str:
+def _diff(x: float | None) -> str:
+    if x is None:
+        return "—"
     return f"{x:+.1e}" if 0 < abs(x) < 1e-3 else f"{x:+.4f}"
 
 
@@ -183,8 +185,8 @@ def _budgets(budgets: list[DatasetSpend], v: Verification) -> str:
 def spent_shown(b: DatasetSpend, v: Verification) -> float:
     """What a budget bar shows: never less than any figure the audit saw."""
     figures = [b.reported_epsilon]
-    figures += [a.recomputed for a in v.accountants if (a.partner, a.dataset) == (b.partner,
-                                                                                  b.dataset)]
+    figures += [a.recomputed if a.recomputed is not None else a.rdp for a in v.accountants
+                if (a.partner, a.dataset) == (b.partner, b.dataset)]
     figures += [lr.ledger_epsilon for lr in v.ledgers if (lr.partner, lr.dataset)
                 == (b.partner, b.dataset) and lr.ledger_epsilon is not None]
     return max(figures)

@@ -76,12 +76,14 @@ class AccountantResult(BaseModel):
     history: Literal["partner ledger", "coordinator records"]  # where the mechanisms came from
     reports: int
     claimed: float  # lifetime ε in the latest report
-    recomputed: float  # Opacus' PRV estimate over the same history (tight, independent) ...
-    recomputed_lower: float  # ... and its certified bounds: the true ε lies between
-    recomputed_upper: float
-    difference: float  # claimed - recomputed
+    # Opacus' PRV estimate over the same history (tight, independent) and its certified
+    # bounds: the true ε lies between. None: PRV could not grid it (said in `incomplete`).
+    recomputed: float | None
+    recomputed_lower: float | None
+    recomputed_upper: float | None
+    difference: float | None  # claimed - recomputed
     tolerance: float  # over the RDP bound a claim may be
-    max_difference: float  # the largest |difference| over every ε of every report
+    max_difference: float  # the largest |claimed - PRV| over every ε checked against PRV
     rdp: float  # dp_accounting RDP over the same history (looser; older releases claimed it)
     ok: bool
 
@@ -182,7 +184,7 @@ def verify(data: AuditData, ledgers: Iterable[LoadedLedger],
     incomplete += [f"{p.name}: a registered partner, but no ledger export of it was given "
                    "(what it spent is not cross-checked)" for p in data.partners
                    if p.name not in seen]
-    accountant_results = [_check_accountant(d, findings) for d in datasets.values()
+    accountant_results = [_check_accountant(d, findings, incomplete) for d in datasets.values()
                           if d.records]
     log_result = _check_log(data.log, log_anchor, findings)
     return Verification(verified_at=dt.datetime.now(dt.UTC).isoformat(),
@@ -232,7 +234,7 @@ def _keys(partners: list[PartnerKey], pinned: dict[str, str],
 
 def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
                   incomplete: list[str], warnings: list[str]) -> LedgerResult:
-    believed = _coordinator_belief(d)
+    believed = _coordinator_belief(d, warnings)
     result = LedgerResult(partner=d.partner, dataset=d.dataset, source=None,
                           signature="not given", chain="not given", entries=0,
                           records=len(d.records), matched=0, ledger_epsilon=None,
@@ -286,7 +288,7 @@ def _check_ledger(d: _Dataset, keys: dict[str, str], findings: list[Finding],
     # the δ the coordinator's figures are at (the partner's policy δ, as reported)
     delta = d.records[-1][1].delta if d.records else signed.export.delta
     reserves = [m for e in d.entries if e.kind == RESERVE for m in e.mechanisms()]
-    result.ledger_epsilon = _epsilon(reserves, delta)
+    result.ledger_epsilon = _epsilon(reserves, delta, f"{d.subject}: the ledger's", warnings)
     if result.ledger_epsilon < believed - tolerance(believed):
         fail("budget", f"the ledger accounts for ε {result.ledger_epsilon:.4f}, less than the "
                        f"{believed:.4f} the mechanisms in the coordinator's records spend")
@@ -339,34 +341,33 @@ def _matches(d: _Dataset, run: AuditRun, r: AuditRecord, entries: list[Entry],
     return ok
 
 
-def _coordinator_belief(d: _Dataset) -> float:
+def _coordinator_belief(d: _Dataset, warnings: list[str]) -> float:
     """What the mechanisms the coordinator recorded for this dataset spend, by the same
     accountant as the ledger's (the partner's claims are checked on their own, below)."""
     if not d.records:
         return 0.0
-    return _epsilon([m for _, r in d.records for m in _mechanisms(r)], d.records[-1][1].delta)
+    return _epsilon([m for _, r in d.records for m in _mechanisms(r)], d.records[-1][1].delta,
+                    f"{d.subject}: the coordinator's records'", warnings)
 
 
-def _epsilon(history: list[Mechanism], delta: float) -> float:
-    """PRV's estimate; for a history past what PRV can grid (ε far past any cap), RDP's."""
+def _epsilon(history: list[Mechanism], delta: float, whose: str, warnings: list[str]) -> float:
+    """PRV's estimate; RDP's bound, said in a warning, where PRV cannot grid the history."""
     try:
         return PrvAccountant.of(history).epsilon(delta)
-    except HistoryTooLarge:
+    except (HistoryTooLarge, ValueError, RuntimeError) as err:
+        warnings.append(f"{whose} ε is RDP's bound: the PRV accountant could not recompute it "
+                        f"({err})")
         return RdpAccountant.of(history).epsilon(delta)
-
-
-def _bounds(accountant: PrvAccountant, delta: float) -> Bounds | None:
-    try:
-        return accountant.bounds(delta)
-    except HistoryTooLarge:
-        return None
 
 
 # --- 1. accountant --------------------------------------------------------------------------
 
-def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
-    """Recompute every reported ε (lifetime up to the report's ledger entry; the run's up
-    to the same point) from the same history, one pass in ledger order."""
+def _check_accountant(d: _Dataset, findings: list[Finding],
+                      incomplete: list[str]) -> AccountantResult:
+    """Check every reported ε (lifetime up to the report's ledger entry; the run's up to
+    the same point) against the same history, one pass in ledger order: none may be above
+    the RDP bound. The tight PRV check, whose cost grows with the history, is made where a
+    claim is final: each run's ε at its last report, and the lifetime ε at the latest."""
     source: Literal["partner ledger", "coordinator records"]
     if d.entries is not None:
         source = "partner ledger"
@@ -379,9 +380,10 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
     items.sort(key=lambda item: item[0])
     lifetime, lifetime_rdp = PrvAccountant(), RdpAccountant()
     per_run: dict[str, tuple[PrvAccountant, RdpAccountant]] = {}
+    last_report = {run.id: k for k, (run, _) in enumerate(d.records)}
     fail = _Fail(d.subject, findings)
-    worst, i = 0.0, 0
-    for run, r in d.records:
+    worst, i, final = 0.0, 0, None
+    for k, (run, r) in enumerate(d.records):
         while i < len(items) and items[i][0] <= r.ledger_seq:
             _, run_key, mechanism = items[i]
             for accountant in (lifetime, lifetime_rdp,
@@ -389,40 +391,57 @@ def _check_accountant(d: _Dataset, findings: list[Finding]) -> AccountantResult:
                 accountant.compose(mechanism)
             i += 1
         this_run = per_run.get(run.flower_run_id or "", (PrvAccountant(), RdpAccountant()))
-        for label, claimed, (tight, rdp_of) in (("lifetime ε", r.lifetime_epsilon,
-                                                 (lifetime, lifetime_rdp)),
-                                                ("run ε", r.epsilon, this_run)):
+        latest = k == len(d.records) - 1
+        for label, claimed, tight, rdp_of in (
+                ("lifetime ε", r.lifetime_epsilon, lifetime if latest else None, lifetime_rdp),
+                ("run ε", r.epsilon, this_run[0] if last_report[run.id] == k else None,
+                 this_run[1])):
             loose = rdp_of.epsilon(r.delta)
-            bounds = _bounds(tight, r.delta)
             where = f"run {run.id} round {r.round}: claimed {label} {claimed:.4f}"
+            if claimed > loose + tolerance(loose):
+                fail("accountant", f"{where} is above even the RDP bound {loose:.4f} of its "
+                                   "mechanisms: " + _over_why(source, d.ledger is not None))
+            if tight is None:
+                continue
+            bounds = _bounds(tight, r.delta, f"{d.subject}: {where}", incomplete)
+            if latest and label == "lifetime ε":
+                final = bounds
             if bounds is None:
-                fail("accountant", f"{where}: its mechanisms are past what the PRV "
-                                   f"accountant can recompute (RDP: ε {loose:.4f})")
                 continue
             worst = max(worst, abs(claimed - bounds.estimate))
             if claimed < bounds.lower:
                 fail("accountant", f"{where} is below {bounds.lower:.4f}, the least its "
                                    "mechanisms spend (PRV's certified lower bound): the "
                                    "partner under-states what it spent")
-            elif claimed > loose + tolerance(loose):
-                fail("accountant", f"{where} is above even the RDP bound {loose:.4f} of its "
-                                   "mechanisms: " + _over_why(source, d.ledger is not None))
-    latest = d.records[-1][1]
-    rdp = lifetime_rdp.epsilon(latest.delta)
-    claimed = latest.lifetime_epsilon
-    bounds = _bounds(lifetime, latest.delta) or Bounds(rdp, rdp, rdp)  # failed above
-    cap = latest.epsilon_cap
-    if max(claimed, bounds.estimate) > cap + tolerance(cap):
-        fail("budget", f"lifetime ε {max(claimed, bounds.estimate):.4f} (run "
-                       f"{d.records[-1][0].id} round {latest.round}) is over the partner's "
-                       f"cap {cap:g}")
+    latest_record = d.records[-1][1]
+    rdp = lifetime_rdp.epsilon(latest_record.delta)
+    claimed = latest_record.lifetime_epsilon
+    spent = max(claimed, final.estimate if final else rdp)
+    cap = latest_record.epsilon_cap
+    if spent > cap + tolerance(cap):
+        fail("budget", f"lifetime ε {spent:.4f} (run {d.records[-1][0].id} round "
+                       f"{latest_record.round}) is over the partner's cap {cap:g}")
     return AccountantResult(
-        partner=d.partner, dataset=d.dataset, delta=latest.delta,
-        epsilon_cap=latest.epsilon_cap, history=source, reports=len(d.records),
-        claimed=claimed, recomputed=bounds.estimate, recomputed_lower=bounds.lower,
-        recomputed_upper=bounds.upper, difference=claimed - bounds.estimate,
+        partner=d.partner, dataset=d.dataset, delta=latest_record.delta,
+        epsilon_cap=latest_record.epsilon_cap, history=source, reports=len(d.records),
+        claimed=claimed, recomputed=final.estimate if final else None,
+        recomputed_lower=final.lower if final else None,
+        recomputed_upper=final.upper if final else None,
+        difference=claimed - final.estimate if final else None,
         tolerance=tolerance(rdp), max_difference=worst, rdp=rdp,
         ok=not any(f.check == "accountant" and f.subject == d.subject for f in findings))
+
+
+def _bounds(accountant: PrvAccountant, delta: float, what: str,
+            incomplete: list[str]) -> Bounds | None:
+    """PRV's bounds, or None (and the claim left unchecked, said as such) where it cannot
+    grid the history."""
+    try:
+        return accountant.bounds(delta)
+    except (HistoryTooLarge, ValueError, RuntimeError) as err:
+        incomplete.append(f"{what}: not checked against a tight lower bound (the PRV "
+                          f"accountant could not recompute it: {err})")
+        return None
 
 
 def _over_why(source: str, ledger_given: bool) -> str:

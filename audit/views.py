@@ -9,6 +9,10 @@ from rich.table import Table
 from .verify import Verification
 
 
+def _eps(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
 def print_verification(result: Verification, console: Console) -> None:
     accountants = Table(title="ε recomputed: Opacus PRV (tight, certified bounds) and RDP",
                         caption=f"passes if {result.tolerance}")
@@ -18,8 +22,8 @@ def print_verification(result: Verification, console: Console) -> None:
                                else "right")
     for a in result.accountants:
         accountants.add_row(escape(f"{a.partner} / {a.dataset}"), a.history, str(a.reports),
-                            f"{a.claimed:.4f}", f"{a.recomputed:.4f}",
-                            f"{a.recomputed_lower:.4f}–{a.recomputed_upper:.4f}",
+                            f"{a.claimed:.4f}", _eps(a.recomputed),
+                            f"{_eps(a.recomputed_lower)}–{_eps(a.recomputed_upper)}",
                             f"{a.max_difference:.1e}", f"{a.rdp:.4f}", _mark(a.ok))
     console.print(accountants)
     ledgers = Table(title="Partners' signed ledgers against the coordinator's records")

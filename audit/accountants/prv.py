@@ -1,14 +1,15 @@
-"""PRV with Opacus (opacus/accountants/prv.py): the auditor's tight accountant, a different
-library and a different numerical method from the partner's PLD accountant (dp_accounting).
-It composes privacy loss random variables by FFT on a grid chosen from the error wanted
-(Gopi, Lee, Wutschitz, "Numerical Composition of Differential Privacy", NeurIPS 2021,
-arXiv:2106.02848), and gives an estimate of ε with certified bounds on both sides: the
-true ε at δ lies in [lower, upper] (Theorem 5.5 there; DiscretePRV.compute_epsilon).
+"""PRV with Opacus (opacus/accountants/analysis/prv): the auditor's tight accountant, a
+different library and a different numerical method from the partner's PLD accountant
+(dp_accounting). It composes privacy loss random variables by FFT on a grid chosen from the
+error wanted (Gopi, Lee, Wutschitz, "Numerical Composition of Differential Privacy",
+NeurIPS 2021, arXiv:2106.02848), and gives an estimate of ε with certified bounds on both
+sides: the true ε at δ lies in [lower, upper] (DiscretePRV.compute_epsilon).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections import Counter
 from typing import NamedTuple
@@ -16,15 +17,21 @@ from typing import NamedTuple
 from sangsaeng.shared.accounting import Mechanism
 
 from .base import Accountant
+from .rdp import RdpAccountant
 
-# Opacus' defaults for PRVAccountant.get_epsilon: ε within ±0.01, δ within δ/1000.
-EPSILON_ERROR = 0.01
+# ε error: 0.2 % of the RDP bound (an upper bound, so of at most ~0.25 % of the truth), within
+# [5e-4, 0.01] (Opacus' default is 0.01: too coarse for small ε). δ error: Opacus' δ/1000.
+EPSILON_ERROR_FRACTION, MIN_EPSILON_ERROR, MAX_EPSILON_ERROR = 2e-3, 5e-4, 1e-2
 DELTA_ERROR_FRACTION = 1e-3
-MAX_GRID = 20_000_000  # points of the PRV's grid (8 bytes each, a few arrays of it)
+# Points of the PRV's grid. The mechanisms are composed one at a time into one running
+# distribution (Opacus' PRVAccountant holds one grid per distinct mechanism at once), so
+# memory is a few arrays of this size whatever the history (8 bytes a point).
+MAX_GRID = 20_000_000
 
 
 class HistoryTooLarge(ValueError):
-    """The history's PRV needs a grid past MAX_GRID: its ε is far past any cap."""
+    """The history's PRV needs a grid past MAX_GRID (ε far past any cap, or tens of
+    millions of steps)."""
 
 
 class Bounds(NamedTuple):
@@ -45,38 +52,53 @@ class PrvAccountant(Accountant):
         return self.bounds(delta).estimate
 
     def bounds(self, delta: float) -> Bounds:
-        """The estimate and its certified bounds. Composition commutes: each distinct
-        (σ, q) is one PRV self-composed its total steps (Opacus merges only neighbours)."""
+        """The estimate and its certified bounds; HistoryTooLarge, or Opacus' own
+        ValueError / RuntimeError (δ too small for float64, a grid it cannot align), when
+        it cannot."""
         if not self._steps:
             return Bounds(0.0, 0.0, 0.0)
         return _bounds(tuple(sorted(self._steps.items())), delta)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def _bounds(steps: tuple[tuple[tuple[float, float], int], ...], delta: float) -> Bounds:
-    """An audit asks the same history again (a run's ε and the lifetime's, when one run
-    is all there is): ~0.1 s each, once."""
-    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
-    from opacus.accountants.prv import PRVAccountant  # ~1.4 s: only when auditing
+    """Opacus' PRVAccountant._get_dprv, step by step (opacus 1.6.0, pinned): one domain for
+    the whole history (its size and mesh from all the mechanisms), then each distinct
+    (σ, q) discretised, self-composed by FFT and convolved into the running total.
+    Composition commutes; Opacus convolves its self-composed parts pairwise too."""
+    from opacus.accountants.analysis.prv import (  # ~1.4 s: only when auditing
+        Domain,
+        PoissonSubsampledGaussianPRV,
+        TruncatedPrivacyRandomVariable,
+        compose_heterogeneous,
+        compute_safe_domain_size,
+        discretize,
+    )
 
-    accountant = PRVAccountant()
-    accountant.history = [(sigma, q, n) for (sigma, q), n in steps]
+    rdp = RdpAccountant.of(Mechanism(noise_multiplier=sigma, sample_rate=q, steps=n)
+                           for (sigma, q), n in steps).epsilon(delta)
+    eps_error = min(MAX_EPSILON_ERROR, max(MIN_EPSILON_ERROR, EPSILON_ERROR_FRACTION * rdp))
     delta_error = delta * DELTA_ERROR_FRACTION
+    prvs = [PoissonSubsampledGaussianPRV(q, sigma) for (sigma, q), _ in steps]
+    counts = [n for _, n in steps]
     with warnings.catch_warnings():
         # A Gaussian release (q = 1) makes the PRV's cdf take log(0) on a branch np.where
         # then discards, and the domain's RDP bound may warn that its largest order was
         # best: neither is news for an auditor's terminal.
         warnings.simplefilter("ignore")
-        # The grid grows with ε and the steps; a history far past any cap (reported by a
-        # hostile partner, say) would take the auditor's memory: refuse it by its size.
-        # _get_domain and _get_dprv are what get_epsilon runs before it returns the upper
-        # bound alone (opacus 1.6.0, pinned in pyproject.toml).
-        domain = accountant._get_domain(
-            prvs=[PoissonSubsampledGaussianPRV(q, sigma) for (sigma, q), _ in steps],
-            num_self_compositions=[n for _, n in steps], eps_error=EPSILON_ERROR,
-            delta_error=delta_error)
-        if domain.size > MAX_GRID:
-            raise HistoryTooLarge(f"a grid of {domain.size:,} points (at most {MAX_GRID:,})")
-        composed = accountant._get_dprv(eps_error=EPSILON_ERROR, delta_error=delta_error)
-        lower, estimate, upper = composed.compute_epsilon(delta, delta_error, EPSILON_ERROR)
+        half_width = compute_safe_domain_size(prvs=prvs, max_self_compositions=counts,
+                                              eps_error=eps_error, delta_error=delta_error)
+        mesh = eps_error / math.sqrt(sum(counts) * math.log(12 / delta_error) / 2)
+        if 2 * half_width / mesh > MAX_GRID:
+            raise HistoryTooLarge(f"a grid of {2 * half_width / mesh:,.0f} points (at most "
+                                  f"{MAX_GRID:,})")
+        domain = Domain.create_aligned(-half_width, half_width, mesh)
+        total = None
+        for prv, n in zip(prvs, counts, strict=True):
+            part = discretize(TruncatedPrivacyRandomVariable(prv, domain.t_min, domain.t_max),
+                              domain)
+            part = compose_heterogeneous([part], [n])
+            total = part if total is None else compose_heterogeneous([total, part], [1, 1])
+        assert total is not None
+        lower, estimate, upper = total.compute_epsilon(delta, delta_error, eps_error)
     return Bounds(float(lower), float(estimate), float(upper))

@@ -94,6 +94,7 @@ def check_demo_audit(workdir: Path, out: str) -> None:
     assert sorted(a.partner for a in v.accountants) == sorted(PARTNERS)
     for a in v.accountants:  # every claimed ε, recomputed by Opacus' PRV from the ledger
         assert a.ok and a.history == "partner ledger"
+        assert a.recomputed_lower is not None and a.recomputed_upper is not None
         assert a.recomputed_lower <= a.claimed <= a.recomputed_upper
         assert a.max_difference <= max(0.01, 0.01 * a.claimed)
         assert a.claimed < a.rdp  # the looser bound, for reference

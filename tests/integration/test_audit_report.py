@@ -189,7 +189,7 @@ def test_one_bar_per_dataset_drawn_to_scale(opened: tuple[AuditReport, Opened]) 
     for bar in bars:
         spend = expected[(bar["partner"], bar["dataset"])]
         # the largest figure the audit saw: reported, recomputed, in the ledger
-        [recomputed] = [a.recomputed for a in v.accountants
+        [recomputed] = [a.recomputed or 0.0 for a in v.accountants
                         if (a.partner, a.dataset) == (spend.partner, spend.dataset)]
         [in_ledger] = [lr.ledger_epsilon or 0.0 for lr in v.ledgers
                        if (lr.partner, lr.dataset) == (spend.partner, spend.dataset)]
