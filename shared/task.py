@@ -173,6 +173,26 @@ class DPSpec(_Strict):
         return self
 
 
+class ServerOptimizerSpec(_Strict):
+    """How the coordinator turns the partners' averaged model into the next global model.
+    It sees only the average of DP releases, so whatever it does is post-processing: free in
+    ε. With Δ the average minus the current global model: `sgd` keeps m = momentum·m + Δ
+    and moves by learning_rate·m (learning_rate 1 and momentum 0 is FedAvg itself; FedAvgM,
+    Hsu et al. 2019); `adam` is FedAdam (Reddi et al. 2021, arXiv:2003.00295): Adam's bias-
+    corrected moments of Δ, with `epsilon` as its τ."""
+
+    kind: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = Field(default=1.0, gt=0, le=10)
+    momentum: float = Field(default=0.0, ge=0, lt=1)  # adam's β1
+    beta2: float = Field(default=0.99, ge=0, lt=1)  # adam only
+    epsilon: float = Field(default=1e-3, gt=0, le=1)  # adam only
+
+    @property
+    def is_fedavg(self) -> bool:
+        """The next global model is the partners' average itself."""
+        return self.kind == "sgd" and self.learning_rate == 1.0 and self.momentum == 0.0
+
+
 class TaskSpec(_Strict):
     dataset: Name
     features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
@@ -184,6 +204,7 @@ class TaskSpec(_Strict):
                             description="expected batch size of Poisson sampling")
     learning_rate: float = Field(gt=0, le=10)
     dp: DPSpec
+    server_optimizer: ServerOptimizerSpec = Field(default_factory=ServerOptimizerSpec)
     min_nodes: int = Field(ge=1, le=MAX_NODES)
     round_timeout: float = Field(gt=0, le=86400, description="seconds")
     seed: int = Field(default=0, ge=0, lt=2**32,
