@@ -40,8 +40,9 @@ def plan(task: TaskSpec, n_train: int) -> Mechanism:
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
           mechanism: Mechanism, seed: int | None = None) -> None:
     """Run `mechanism` in place on `model`: its steps of DP-SGD, each on a Poisson sample
-    of the rows with its rate and noise multiplier. Every step runs, an empty sample
-    too (its update is noise alone), so the accountant's step count is the truth.
+    of the rows with its rate and noise multiplier. Every step runs, an empty sample too
+    (its update is noise alone), so the accountant's step count is the truth. The task's
+    class weights scale each clipped gradient (never above the clipping bound).
     `seed` makes sampling and noise reproducible (tests only: the default draws both
     from the OS)."""
     # Weights drifting under DP noise produce subnormal floats, which x86 computes ~100x
@@ -49,6 +50,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     torch.set_flush_denormal(True)
     features, labels = torch.from_numpy(x), torch.from_numpy(y)
     sample = PoissonSampler(len(labels), mechanism.sample_rate, seed)
+    weights = (None if task.class_weights is None
+               else torch.tensor(task.class_weights, dtype=features.dtype))
     # The clipped, noised sum is divided by a fixed batch size, not the realised one, as
     # Opacus does (opacus/optimizers/optimizer.py, DPOptimizer.scale_grad): here the task's
     # batch_size, which is public, where Opacus takes int(q·n), which depends on the rows
@@ -57,7 +60,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     step = GhostDPSGD if isinstance(model, nn.Sequential) else PerSampleDPSGD
     dp_step = step(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
                    noise_multiplier=mechanism.noise_multiplier,
-                   expected_batch_size=task.batch_size, seed=seed)
+                   expected_batch_size=task.batch_size, seed=seed, class_weights=weights)
     model.train()
     for _ in range(mechanism.steps):
         rows = sample()

@@ -18,6 +18,8 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -203,6 +205,9 @@ class TaskSpec(_Strict):
     batch_size: int = Field(ge=1, le=MAX_BATCH,
                             description="expected batch size of Poisson sampling")
     learning_rate: float = Field(gt=0, le=10)
+    # One weight per class, each in (0, 1]: a sample's clipped gradient is scaled by its
+    # class's, so it still moves an update by at most max_grad_norm (client/ghost_step.py).
+    class_weights: list[Annotated[float, Field(gt=0, le=1)]] | None = None
     dp: DPSpec
     server_optimizer: ServerOptimizerSpec = Field(default_factory=ServerOptimizerSpec)
     min_nodes: int = Field(ge=1, le=MAX_NODES)
@@ -227,6 +232,16 @@ class TaskSpec(_Strict):
         if self.model.mode == "adapters" and len(text) != 1:
             raise ValueError("adapters mode trains on exactly one text column")
         return self
+
+    @field_validator("class_weights")
+    @classmethod
+    def _one_weight_per_class(cls, weights: list[float] | None, info: ValidationInfo
+                              ) -> list[float] | None:
+        target = info.data.get("target")  # absent if the target itself is invalid
+        if weights is not None and target is not None and len(weights) != len(target.classes):
+            raise ValueError(f"{len(weights)} weights for the target's {len(target.classes)} "
+                             "classes: give one per class")
+        return weights
 
     @property
     def columns(self) -> list[str]:

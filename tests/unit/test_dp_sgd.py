@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from sangsaeng.client import dp_sgd, ghost_step
-from sangsaeng.shared.accounting import epsilon, gaussian
+from sangsaeng.shared.accounting import Mechanism, epsilon, gaussian
 from sangsaeng.shared.models import build_model, load_model, to_safetensors
 from sangsaeng.shared.task import TaskSpec
 
@@ -79,3 +81,28 @@ def test_model_round_trips_through_safetensors(caravan_task: TaskSpec) -> None:
     for (k, v), (k2, v2) in zip(model.state_dict().items(), again.state_dict().items(),
                                 strict=True):
         assert k == k2 and torch.equal(v, v2)
+
+
+def test_class_weights_reach_the_step_and_scale_the_clipped_gradients(
+        small_task: TaskSpec) -> None:
+    """One step from the same start with the same seed (the same sample and noise), with
+    and without class weights: the models differ by exactly lr / B times the difference of
+    the weighted and unweighted clipped sums."""
+    x, y = toy_data(200, 5, seed=1)
+    x *= 4  # gradients beyond the clipping bound: most rows are clipped
+    task = small_task.model_copy(update={"class_weights": [0.2, 1.0]})
+    mechanism = Mechanism(noise_multiplier=1.0, sample_rate=1.0, steps=1)
+    start = build_model(task, seed=0)
+    weighted, plain = copy.deepcopy(start), copy.deepcopy(start)
+    dp_sgd.train(weighted, x, y, task, mechanism, seed=4)
+    dp_sgd.train(plain, x, y, small_task, mechanism, seed=4)
+    layers = ghost_step.linear_layers(start)
+    args = (torch.from_numpy(x), torch.from_numpy(y), task.dp.max_grad_norm)
+    difference = [a - b for a, b in zip(
+        ghost_step.clipped_sum(layers, *args, torch.tensor([0.2, 1.0])),
+        ghost_step.clipped_sum(layers, *args), strict=True)]
+    scale = task.learning_rate / task.batch_size
+    for w, p, d in zip(weighted.parameters(), plain.parameters(), difference, strict=True):
+        assert d.abs().max() > 1e-3  # the weights matter here
+        torch.testing.assert_close(w - p, -scale * d, rtol=1e-4, atol=1e-6)
+
