@@ -99,7 +99,7 @@ def train(msg: Message, context: Context) -> Message:
     with _ledger(policy, task.dataset) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
         reserve = _reserve(ledger, task, policy, rules, context, round_, planned)
-        dp_sgd.train(model, data.x_train, data.y_train, task, planned)
+        dp_sgd.train(model, data.x_train, data.y_train, task, planned, round_=round_)
         commit = ledger.commit(reserve)  # the update goes to Flower for sending right after
         report = _report(ledger, task, policy, rules, context, reserve, commit)
     return Message(RecordDict({

@@ -37,12 +37,26 @@ def plan(task: TaskSpec, n_train: int) -> Mechanism:
     return Mechanism(noise_multiplier=sigma, sample_rate=sample_rate, steps=steps)
 
 
+def learning_rate_factor(task: TaskSpec, round_: int, step: int, steps: int) -> float:
+    """The task's schedule at local step `step` (of `steps`) of round `round_` (from 1):
+    the fraction of learning_rate that step takes. Cosine runs over all the run's local
+    steps, from 1 at the first to `final` at the last."""
+    schedule = task.learning_rate_schedule
+    if schedule.kind == "constant":
+        return 1.0
+    total = task.rounds * steps
+    done = min(max(round_ - 1, 0) * steps + step, total - 1)
+    progress = done / max(total - 1, 1)
+    return schedule.final + (1 - schedule.final) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
-          mechanism: Mechanism, seed: int | None = None) -> None:
+          mechanism: Mechanism, seed: int | None = None, *, round_: int = 1) -> None:
     """Run `mechanism` in place on `model`: its steps of DP-SGD, each on a Poisson sample
-    of the rows with its rate and noise multiplier. Every step runs, an empty sample too
-    (its update is noise alone), so the accountant's step count is the truth. The task's
-    class weights scale each clipped gradient (never above the clipping bound).
+    of the rows with its rate and noise multiplier, as round `round_` of the run (where
+    the task's learning-rate schedule is). Every step runs, an empty sample too (its
+    update is noise alone), so the accountant's step count is the truth. The task's class
+    weights scale each clipped gradient (never above the clipping bound).
     `seed` makes sampling and noise reproducible (tests only: the default draws both
     from the OS)."""
     # Weights drifting under DP noise produce subnormal floats, which x86 computes ~100x
@@ -61,7 +75,9 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     dp_step = step(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
                    noise_multiplier=mechanism.noise_multiplier,
                    expected_batch_size=task.batch_size, seed=seed, class_weights=weights)
+    scale = dp_step.scale  # lr / expected batch size: the schedule scales the lr
     model.train()
-    for _ in range(mechanism.steps):
+    for i in range(mechanism.steps):
+        dp_step.scale = scale * learning_rate_factor(task, round_, i, mechanism.steps)
         rows = sample()
         dp_step.step(features[rows], labels[rows])

@@ -175,6 +175,15 @@ class DPSpec(_Strict):
         return self
 
 
+class ScheduleSpec(_Strict):
+    """The local learning rate over the run: `constant`, or `cosine` from learning_rate
+    down to `final` × learning_rate at the run's last local step (the round's number and
+    the step within it say where a step is; neither depends on data)."""
+
+    kind: Literal["constant", "cosine"] = "constant"
+    final: float = Field(default=0.1, ge=0, le=1)
+
+
 class ServerOptimizerSpec(_Strict):
     """How the coordinator turns the partners' averaged model into the next global model.
     It sees only the average of DP releases, so whatever it does is post-processing: free in
@@ -205,6 +214,7 @@ class TaskSpec(_Strict):
     batch_size: int = Field(ge=1, le=MAX_BATCH,
                             description="expected batch size of Poisson sampling")
     learning_rate: float = Field(gt=0, le=10)
+    learning_rate_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     # One weight per class, each in (0, 1]: a sample's clipped gradient is scaled by its
     # class's, so it still moves an update by at most max_grad_norm (client/ghost_step.py).
     class_weights: list[Annotated[float, Field(gt=0, le=1)]] | None = None

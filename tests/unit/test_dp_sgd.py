@@ -106,3 +106,39 @@ def test_class_weights_reach_the_step_and_scale_the_clipped_gradients(
         assert d.abs().max() > 1e-3  # the weights matter here
         torch.testing.assert_close(w - p, -scale * d, rtol=1e-4, atol=1e-6)
 
+
+def test_cosine_schedule_runs_from_the_learning_rate_to_its_final_fraction() -> None:
+    task = task_with(rounds=3, learning_rate_schedule={"kind": "cosine", "final": 0.2})
+    steps = 10
+    factors = [dp_sgd.learning_rate_factor(task, r, i, steps)
+               for r in range(1, 4) for i in range(steps)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(0.2)
+    assert all(a > b for a, b in zip(factors, factors[1:], strict=False))  # falls every step
+    assert factors[(len(factors) - 1) // 2] == pytest.approx(0.6, abs=0.05)  # halfway
+    # a round number past the run's (a coordinator's choice) stays at the final rate
+    assert dp_sgd.learning_rate_factor(task, 9, 0, steps) == pytest.approx(0.2)
+    constant = task_with(rounds=3)
+    assert {dp_sgd.learning_rate_factor(constant, r, i, steps)
+            for r in range(1, 4) for i in range(steps)} == {1.0}
+
+
+def test_train_takes_each_step_at_the_scheduled_learning_rate(
+        monkeypatch: pytest.MonkeyPatch, small_task: TaskSpec) -> None:
+    scales: list[float] = []
+    real_step = ghost_step.GhostDPSGD.step
+
+    def recorded(self: ghost_step.GhostDPSGD, x: torch.Tensor, y: torch.Tensor) -> None:
+        scales.append(self.scale)
+        real_step(self, x, y)
+
+    monkeypatch.setattr(ghost_step.GhostDPSGD, "step", recorded)
+    task = small_task.model_copy(update={"learning_rate_schedule": small_task
+                                         .learning_rate_schedule.model_copy(
+                                             update={"kind": "cosine", "final": 0.1})})
+    x, y = toy_data(80, 5)
+    mechanism = Mechanism(noise_multiplier=1.0, sample_rate=0.1, steps=6)
+    dp_sgd.train(build_model(task, seed=0), x, y, task, mechanism, seed=0, round_=2)
+    base = task.learning_rate / task.batch_size
+    assert scales == pytest.approx([base * dp_sgd.learning_rate_factor(task, 2, i, 6)
+                                    for i in range(6)])
+    assert scales[0] < base  # round 2 of 2 starts below the full rate
