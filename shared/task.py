@@ -210,9 +210,11 @@ class TaskSpec(_Strict):
     target: TargetSpec
     model: ModelSpec
     rounds: int = Field(ge=1, le=1000)
-    local_epochs: int = Field(ge=1, le=100)
-    batch_size: int = Field(ge=1, le=MAX_BATCH,
-                            description="expected batch size of Poisson sampling")
+    # Either may be left out with a target epsilon: each partner then plans it from its
+    # budget (client/dp_sgd.py, plan).
+    local_epochs: int | None = Field(default=None, ge=1, le=100)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH,
+                                   description="expected batch size of Poisson sampling")
     learning_rate: float = Field(gt=0, le=10)
     learning_rate_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     # One weight per class, each in (0, 1]: a sample's clipped gradient is scaled by its
@@ -227,6 +229,16 @@ class TaskSpec(_Strict):
     # The startup's uploaded weights the run starts from (their sha256, as the API returns
     # it): the model's trained parameters; without one, a seeded initialisation.
     base_model: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _planned(self) -> TaskSpec:
+        planned = [name for name in ("batch_size", "local_epochs")
+                   if getattr(self, name) is None]
+        if planned and self.dp.target_epsilon is None:
+            raise ValueError(f"{' and '.join(planned)} can be planned only from a budget: "
+                             "give them, or dp.target_epsilon instead of "
+                             "dp.noise_multiplier")
+        return self
 
     @model_validator(mode="after")
     def _columns(self) -> TaskSpec:
