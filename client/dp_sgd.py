@@ -20,7 +20,7 @@ from .per_sample_step import PerSampleDPSGD
 # partner's policy allows first.
 STEPS_PER_EPOCH = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 48, 64, 96, 128, 192, 256)
 # A planned batch is the smallest whose noise per unit of progress (see `noise_ratio`) is
-# within this factor of the largest batch's: larger ones cost compute and gain < 5 %.
+# within this factor of the least any batch reaches: larger ones cost compute for < 5 %.
 NOISE_TOLERANCE = 1.05
 # Local steps of a whole run when the task leaves its epochs to the planner (split evenly
 # over its rounds): what the utility benchmark found enough (docs/benchmarks.md, Utility).
@@ -51,9 +51,9 @@ def plan(task: TaskSpec, n_train: int, limits: PlanLimits | None = None) -> Mech
     A task's batch_size fixes q = 1 / ceil(n / batch) (an epoch is ceil(n / batch) steps
     and sees each row once in expectation), its local_epochs the steps per round. What
     the task leaves out is planned from its target epsilon: the steps, RUN_STEPS over the
-    run; q, the smallest within the policy's limits whose noise per unit of progress is
-    within NOISE_TOLERANCE of the largest allowed q's (large batches, as De et al. 2022,
-    arXiv:2204.13650, found best for DP-SGD).
+    run; q = 1/k, the smallest the policy allows whose noise per unit of progress is
+    within NOISE_TOLERANCE of the least any q reaches (q = 1), or else the largest it
+    allows (large batches, as De et al. 2022, arXiv:2204.13650, found best for DP-SGD).
     """
     limits = limits or PlanLimits()
     if task.batch_size is not None:
@@ -68,17 +68,22 @@ def plan(task: TaskSpec, n_train: int, limits: PlanLimits | None = None) -> Mech
     if not allowed:
         raise PlanError("no planned batch fits the partner's limits on sampling rate and "
                         "epochs for this dataset")
-    plans = {allowed[0]: _mechanism(task, allowed[0], steps)}
-    best = noise_ratio(plans[allowed[0]])
-    # noise_ratio grows with k: bisect for the largest k still within the tolerance
+    # The least noise per unit of progress any batch reaches: q = 1, every row each step.
+    floor = noise_ratio(_mechanism(task, 1, steps))
+    plans: dict[int, Mechanism] = {}
+
+    def near_floor(i: int) -> bool:
+        if allowed[i] not in plans:
+            plans[allowed[i]] = _mechanism(task, allowed[i], steps)
+        return noise_ratio(plans[allowed[i]]) <= NOISE_TOLERANCE * floor
+
+    # noise_ratio grows with k: bisect for the largest k still near the floor; if none is,
+    # the largest q the policy allows
     low, high = 0, len(allowed) - 1
-    while low < high:
-        mid = (low + high + 1) // 2
-        candidate = plans[allowed[mid]] = _mechanism(task, allowed[mid], steps)
-        if noise_ratio(candidate) <= NOISE_TOLERANCE * best:
-            low = mid
-        else:
-            high = mid - 1
+    if near_floor(low):
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if near_floor(mid) else (low, mid - 1)
     return plans[allowed[low]]
 
 

@@ -179,7 +179,7 @@ def test_a_planned_round_keeps_the_run_within_its_target_and_the_limits(
 
 def test_the_planner_picks_a_large_batch_near_the_least_noise_per_progress() -> None:
     """Among q = 1/k, the smallest batch whose noise per unit of progress is within the
-    tolerance of the largest batch's, and no smaller one qualifies."""
+    tolerance of the least any batch reaches (q = 1, all rows), and no smaller one is."""
     task = planned_task(rounds=5)
     n = 1520
     planned = dp_sgd.plan(task, n)
@@ -243,3 +243,14 @@ def test_train_divides_by_the_planned_expected_batch(monkeypatch: pytest.MonkeyP
     batch = dp_sgd.expected_batch_size(task, mechanism, 200)
     dp_sgd.train(build_model(task, seed=0), x, y, task, mechanism, seed=0, batch_size=batch)
     assert scales == [task.learning_rate / 50] * 3
+
+
+def test_under_tight_limits_the_planner_takes_the_largest_batch_they_allow() -> None:
+    """When no allowed batch comes near the least noise, the largest allowed is the least
+    noisy: the planner takes it rather than a smaller one."""
+    task = planned_task(rounds=5, dp={"noise_multiplier": None, "target_epsilon": 8.0})
+    limits = dp_sgd.PlanLimits(max_sample_rate=1 / 24)
+    planned = dp_sgd.plan(task, 1520, limits)
+    assert planned.sample_rate == 1 / 24
+    free = dp_sgd.plan(task, 1520)
+    assert dp_sgd.noise_ratio(planned) > dp_sgd.NOISE_TOLERANCE * dp_sgd.noise_ratio(free)
