@@ -22,8 +22,9 @@ training and its evaluation release, recomputed by the accountant (shared/accoun
 from what the partner planned; the largest of the three is shown.
 
 Centralized is plain SGD on the pooled training rows from the same start
-(demo/baseline.centralized_model), the best by median AUC of a few recipes around the demo
-task's old one, so the ratio does not flatter DP.
+(demo/baseline.centralized_model), the best by median AUC of the demo's baseline recipes
+(demo/baseline.RECIPES, the first the demo task's old training), so the ratio does not
+flatter DP.
 
 Then, on Caravan at ε = 5, what each training choice adds: the demo task's training before
 this benchmark, each change that made it what it is, and choices that were tried and not
@@ -51,7 +52,7 @@ from sangsaeng.client import dp_sgd
 from sangsaeng.client.data import LocalData, holdout_rows
 from sangsaeng.client.policy import DatasetPolicy
 from sangsaeng.demo import data as demo_data
-from sangsaeng.demo.baseline import centralized_model, pooled_holdout_scores
+from sangsaeng.demo.baseline import RECIPES, centralized_model, pooled_holdout_scores
 from sangsaeng.server.flower.server_optimizer import ServerOptimizer
 from sangsaeng.server.flower.strategy import next_global
 from sangsaeng.shared import wire
@@ -69,9 +70,6 @@ LIMITS = dp_sgd.PlanLimits(max_sample_rate=demo_data.MAX_SAMPLE_RATE,
 # theirs before this benchmark: a policy's max_local_epochs by default
 OLD_LIMITS = dp_sgd.PlanLimits(
     max_sample_rate=0.1, max_local_epochs=DatasetPolicy.model_fields["max_local_epochs"].default)
-# non-private recipes (learning rate, epochs; batch 64): the first is the demo task's old
-# one; non-private AUC levels off around it on both tables
-CENTRAL_RECIPES = ((1.0, 10), (0.3, 20), (0.1, 40))
 
 
 @dataclass(frozen=True)
@@ -178,7 +176,7 @@ def federated(task: TaskSpec, parts: list[LocalData], seed: int) -> Run:
 def centralized(data: Dataset, seeds: int) -> tuple[float, str]:
     """The best recipe's median AUC over the seeds, and the recipe."""
     results = []
-    for lr, epochs in CENTRAL_RECIPES:
+    for lr, epochs in RECIPES:
         aucs = []
         for seed in range(seeds):
             parts = partners(data, seed)
@@ -231,9 +229,9 @@ def utility_table(seeds: int, targets: tuple[tuple[float, float | None], ...]) -
           "for the same target. σ, expected batch and steps are one partner's round as it "
           "plans them; ε is the whole run's, evaluation releases included (noise multiplier "
           "10 unless the row says otherwise), the largest partner's.\n")
-    print("| dataset | ε target | ε run | σ | batch | steps a round | rounds | before: DP AUC "
-          "| federated DP AUC | centralized AUC | DP / centralized |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("| dataset | ε target | ε run | of it, evaluations alone | σ | batch | steps a round "
+          "| rounds | before: DP AUC | federated DP AUC | centralized AUC | DP / centralized |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for data in datasets():
         central, recipe = centralized(data, seeds)
         n = public_train_rows(partners(data, 0)[0])
@@ -244,21 +242,23 @@ def utility_table(seeds: int, targets: tuple[tuple[float, float | None], ...]) -
                 task = task.model_copy(update={"dp": task.dp.model_copy(update={
                     "evaluation_noise_multiplier": evaluation})})
                 label += f" (evaluations at σ {evaluation:g})"
+            evaluations = epsilon([gaussian(task.dp.evaluation_noise_multiplier)]
+                                  * task.rounds, task.dp.delta)
             try:
                 now = [federated(PLANNED(task), partners(data, s), s) for s in range(seeds)]
                 before = [federated(BEFORE(task), partners(data, s), s).auc
                           for s in range(seeds)]
             except dp_sgd.PlanError as err:
-                print(f"| {data.name} | {label} | - | | | | {task.rounds} | | infeasible: "
-                      f"{err} | {central:.3f} | - |", flush=True)
+                print(f"| {data.name} | {label} | - | {evaluations:.2f} | | | | {task.rounds} | "
+                      f"| infeasible: {err} | {central:.3f} | - |", flush=True)
                 continue
             auc = statistics.median(r.auc for r in now)
             print(f"| {data.name} | {label} | {max(r.epsilon for r in now):.2f} | "
-                  f"{describe(now[0].mechanism, n)} | {task.rounds} | "
+                  f"{evaluations:.2f} | {describe(now[0].mechanism, n)} | {task.rounds} | "
                   f"{statistics.median(before):.3f} | {auc:.3f} | {central:.3f} | "
                   f"{auc / central:.3f} |", flush=True)
-        print(f"| {data.name} | centralized: best median of {len(CENTRAL_RECIPES)} SGD "
-              f"recipes ({recipe}, batch 64) | | | | | | | | | |", flush=True)
+        print(f"| {data.name} | centralized: best median of {len(RECIPES)} SGD "
+              f"recipes ({recipe}, batch 64) | | | | | | | | | | |", flush=True)
     print()
 
 

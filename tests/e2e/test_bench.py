@@ -48,7 +48,7 @@ def test_utility_prints_dp_and_centralized_auc_for_each_table() -> None:
             if re.match(r"\| (caravan|default) \| 5 \|", line)]
     assert [r[0] for r in rows] == ["caravan", "default"]
     for row in rows:
-        assert float(row[2]) <= 5.0  # the run's ε, evaluations included, within the target
-        before, dp, central, ratio = (float(c) for c in row[7:11])
+        assert float(row[3]) < float(row[2]) <= 5.0  # the run's ε, evaluations included
+        before, dp, central, ratio = (float(c) for c in row[8:12])
         assert 0 < before < 1 and 0 < dp < 1 and 0 < central < 1
         assert ratio == pytest.approx(dp / central, abs=0.002)
