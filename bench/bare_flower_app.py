@@ -50,6 +50,7 @@ def train(msg: Message, context: Context) -> Message:
     task, data, model = _setup(msg, context)
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     optimizer = torch.optim.SGD(model.parameters(), lr=task.learning_rate)
+    assert task.local_epochs and task.batch_size, "a task with its batch and epochs fixed"
     for _ in range(task.local_epochs):
         for rows in torch.randperm(len(y)).split(task.batch_size):
             optimizer.zero_grad()

@@ -199,6 +199,7 @@ def centralized(spec: TaskSpec, parts: list[LocalData], start: dict[str, torch.T
     optimizer = torch.optim.SGD(params, lr=spec.learning_rate)
     generator = torch.Generator().manual_seed(seed)
     model.train()
+    assert spec.local_epochs and spec.batch_size  # the text demo's task fixes both
     for _ in range(spec.rounds * spec.local_epochs):
         for batch in torch.randperm(len(y), generator=generator).split(spec.batch_size):
             optimizer.zero_grad(set_to_none=True)

@@ -67,7 +67,8 @@ def _errors_as_replies(handler: Handler) -> Handler:
     def wrapped(msg: Message, context: Context) -> Message:
         try:
             return handler(msg, context)
-        except (TaskSpecError, PolicyError, DataValidationError, TaskRefused) as err:
+        except (TaskSpecError, PolicyError, DataValidationError, TaskRefused,
+                dp_sgd.PlanError) as err:
             reason = str(err)  # written to name fields and columns, never values
         except Exception as err:
             log.exception("ClientApp failed")  # the full story stays in the partner's logs
@@ -85,7 +86,7 @@ app = ClientApp()
 @_errors_as_replies
 def train(msg: Message, context: Context) -> Message:
     task, policy, rules = _checked_task(context)
-    planned = _plan(task, rules.public_train_rows, context)
+    planned = _plan(task, rules, context)
     check_mechanism(policy, rules, planned)
     round_ = _server_round(msg)
     if round_ == BASE_ROUND:
@@ -99,7 +100,9 @@ def train(msg: Message, context: Context) -> Message:
     with _ledger(policy, task.dataset) as ledger:
         # Durably reserved before training: a failure may waste budget, never hide it.
         reserve = _reserve(ledger, task, policy, rules, context, round_, planned)
-        dp_sgd.train(model, data.x_train, data.y_train, task, planned)
+        dp_sgd.train(model, data.x_train, data.y_train, task, planned, round_=round_,
+                     batch_size=dp_sgd.expected_batch_size(task, planned,
+                                                           rules.public_train_rows))
         commit = ledger.commit(reserve)  # the update goes to Flower for sending right after
         report = _report(ledger, task, policy, rules, context, reserve, commit)
     return Message(RecordDict({
@@ -140,15 +143,19 @@ def _report(ledger: Ledger, task: TaskSpec, policy: PartnerPolicy, rules: Datase
     )
 
 
-def _plan(task: TaskSpec, n_train: int, context: Context) -> Mechanism:
-    """dp_sgd.plan, once per run and dataset size (the public one: q and the steps never
-    reveal the exact count): every round of a run plans the same mechanism, and with a
-    target epsilon the search for sigma takes about half a second."""
-    key = f"{task.sha256()}/{n_train}"
+def _plan(task: TaskSpec, rules: DatasetPolicy, context: Context) -> Mechanism:
+    """dp_sgd.plan within the policy's limits, once per run, dataset size (the public one:
+    q and the steps never reveal the exact count) and limits: every round of a run plans
+    the same mechanism, and with a target epsilon the search for sigma takes about half a
+    second (a few seconds when the planner also picks the batch)."""
+    n_train = rules.public_train_rows
+    limits = dp_sgd.PlanLimits(max_sample_rate=rules.max_sample_rate,
+                               max_local_epochs=rules.max_local_epochs)
+    key = f"{task.sha256()}/{n_train}/{limits.model_dump_json()}"
     record = context.state.config_records.get(PLAN_KEY)
     if record is not None and record["key"] == key:
         return Mechanism.model_validate({k: v for k, v in record.items() if k != "key"})
-    planned = dp_sgd.plan(task, n_train)
+    planned = dp_sgd.plan(task, n_train, limits)
     context.state[PLAN_KEY] = ConfigRecord({"key": key, **planned.model_dump()})
     return planned
 
@@ -167,7 +174,7 @@ def evaluate(msg: Message, context: Context) -> Message:
         raise TaskRefused(f"partner '{policy.partner}' evaluates a base model only for a "
                           "task that names one")
     if base:
-        planned = _plan(task, rules.public_train_rows, context)
+        planned = _plan(task, rules, context)
         check_mechanism(policy, rules, planned)
     model = _global_model(msg, task, policy, start=base)
     data = _local_data(task, policy, rules)

@@ -9,6 +9,10 @@ outer product g_i a_iᵀ of its output gradient and its input, whose squared nor
 ‖g_i‖²‖a_i‖² (plus ‖g_i‖² for the bias) — the "ghost norm" of Goodfellow 2015,
 "Efficient Per-Example Gradient Computations", arXiv:1510.01799. The clipped sum is then one
 matmul per layer, (c ⊙ g)ᵀ a. Nothing of size batch × parameters is ever built.
+
+Optional per-class weights w ∈ (0, 1] (a task's `class_weights`) scale each clipped gradient:
+sample i contributes w_{y_i} · min(1, C / ‖g_i‖) g_i, of norm at most w_{y_i} C ≤ C, so the
+sensitivity — and with it the accounting — is that of clipping to C.
 """
 
 from __future__ import annotations
@@ -46,12 +50,14 @@ def linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
 
 
 def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
-                         y: torch.Tensor, max_grad_norm: float
+                         y: torch.Tensor, max_grad_norm: float,
+                         class_weights: torch.Tensor | None = None
                          ) -> tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                                     torch.Tensor]:
     """Per layer (u, v, g), and the clipping factors c: sample i's clipped gradient of its
     cross-entropy loss is c_i g_i a_iᵀ for the weight and c_i g_i for the bias, so the
-    batch's sums are uᵀ v = gᵀ (c ⊙ a) = (c ⊙ g)ᵀ a and gᵀ c."""
+    batch's sums are uᵀ v = gᵀ (c ⊙ a) = (c ⊙ g)ᵀ a and gᵀ c. With `class_weights` (each
+    in (0, 1]), c_i also carries its class's weight."""
     inputs = []
     h = x
     for layer, relu in layers:
@@ -85,6 +91,8 @@ def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
         grads_out = [g.where(finite[:, None], 0.0) for g in grads_out]
         sq_norms = sq_norms.where(finite, 0.0)
     factor = (max_grad_norm / (sq_norms.sqrt_() + 1e-6)).clamp_(max=1.0)
+    if class_weights is not None:  # after clipping: each row's norm stays <= its w C <= C
+        factor.mul_(class_weights[y])
     column = factor[:, None]
     # scale whichever of g and a is smaller (the first layer's input, the logits' grad)
     return [(g, a * column, g) if a.shape[1] < g.shape[1] else (g * column, a, g)
@@ -93,14 +101,25 @@ def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
 
 @torch.no_grad()
 def clipped_sum(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor, y: torch.Tensor,
-                max_grad_norm: float) -> list[torch.Tensor]:
+                max_grad_norm: float, class_weights: torch.Tensor | None = None
+                ) -> list[torch.Tensor]:
     """The sum over the batch of each sample's gradient of its cross-entropy loss, clipped
-    to `max_grad_norm`: one tensor per parameter, in `model.parameters()` order."""
-    grads, factor = _clipped_layer_grads(layers, x, y, max_grad_norm)
+    to `max_grad_norm` (and scaled by its class's weight): one tensor per parameter, in
+    `model.parameters()` order."""
+    grads, factor = _clipped_layer_grads(layers, x, y, max_grad_norm, class_weights)
     sums: list[torch.Tensor] = []
     for u, v, g in grads:
         sums += [u.T @ v, g.T @ factor]
     return sums
+
+
+def checked_class_weights(class_weights: torch.Tensor | None) -> torch.Tensor | None:
+    """Class weights as given, if each is in (0, 1]: a weight above 1 would let a sample
+    move the update by more than the clipping bound."""
+    if class_weights is not None and not bool(
+            ((class_weights > 0) & (class_weights <= 1)).all()):
+        raise ValueError("class weights must each lie in (0, 1]")
+    return class_weights
 
 
 class PoissonSampler:
@@ -141,13 +160,14 @@ class GaussianNoise:
 class GhostDPSGD:
     """DP-SGD on a model of Linear and ReLU layers, in place: each step is Opacus'
     DPOptimizer step with plain SGD, p -= lr (clipped sum + N(0, (σC)²)) / expected batch
-    size."""
+    size; `class_weights` (one per class, each in (0, 1]) scale the clipped gradients."""
 
     def __init__(self, model: nn.Module, *, lr: float, max_grad_norm: float,
                  noise_multiplier: float, expected_batch_size: float,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, class_weights: torch.Tensor | None = None) -> None:
         self.layers = linear_layers(model)
         self.max_grad_norm = max_grad_norm
+        self.class_weights = checked_class_weights(class_weights)
         self.scale = lr / expected_batch_size
         # The update is scale · (clipped sum + σC · noise); dividing the noise term by
         # scale lets one fused matmul compute the whole bracket (see step).
@@ -161,7 +181,8 @@ class GhostDPSGD:
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        grads, factor = _clipped_layer_grads(self.layers, x, y, self.max_grad_norm)
+        grads, factor = _clipped_layer_grads(self.layers, x, y, self.max_grad_norm,
+                                             self.class_weights)
         self.noise.draw()  # into the buffer that noise_parts view
         for (layer, _), (w_noise, b_noise), (u, v, g) in zip(
                 self.layers, self.noise_parts, grads, strict=True):

@@ -6,9 +6,11 @@ The mechanism is the ghost step's, which is Opacus' (opacus/optimizers/optimizer
 DPOptimizer): each sample's gradient of its cross-entropy loss, over every trained
 parameter together, is clipped to norm C with the factor min(1, C / (norm + 1e-6)); the
 clipped gradients are summed, N(0, (σC)²) is added to every coordinate, and the sum is
-divided by the expected batch size. Per-sample gradients come from torch.func (vmap of
-grad over the batch, as Opacus' functorch grad samplers do), so the only state of size
-batch × parameters is that of the trained parameters (the adapters and the head).
+divided by the expected batch size (with `class_weights`, each clipped gradient is first
+scaled by its class's weight in (0, 1], as in the ghost step). Per-sample gradients come
+from torch.func (vmap of grad over the batch, as Opacus' functorch grad samplers do), so
+the only state of size batch × parameters is that of the trained parameters (the adapters
+and the head).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from .ghost_step import GaussianNoise
+from .ghost_step import GaussianNoise, checked_class_weights
 
 CHUNK = 32  # rows whose per-sample gradients are computed at once
 
@@ -27,8 +29,9 @@ class PerSampleDPSGD:
 
     def __init__(self, model: nn.Module, *, lr: float, max_grad_norm: float,
                  noise_multiplier: float, expected_batch_size: float,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, class_weights: torch.Tensor | None = None) -> None:
         self.model = model
+        self.class_weights = checked_class_weights(class_weights)
         self.params = {n: p for n, p in model.named_parameters() if p.requires_grad}
         self.buffers = dict(model.named_buffers())
         self.max_grad_norm = max_grad_norm
@@ -62,6 +65,8 @@ class PerSampleDPSGD:
         finite = torch.isfinite(sq_norms)
         factor = (self.max_grad_norm / (sq_norms.where(finite, 0.0).sqrt() + 1e-6)
                   ).clamp(max=1.0).where(finite, 0.0)
+        if self.class_weights is not None:  # after clipping: each row stays within w C <= C
+            factor = factor * self.class_weights[y]
         return [torch.einsum("b,b...->...", factor, g.where(finite.view(-1, *[1] * (g.dim() - 1)),
                                                              0.0))
                 for g in grads]

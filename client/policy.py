@@ -217,7 +217,7 @@ def check_task(policy: PartnerPolicy, task: TaskSpec) -> DatasetPolicy:
     if task.rounds > rules.max_rounds_per_run:
         raise TaskRefused(f"{who}: {task.rounds} rounds exceed its maximum of "
                           f"{rules.max_rounds_per_run} per run")
-    if task.local_epochs > rules.max_local_epochs:
+    if task.local_epochs is not None and task.local_epochs > rules.max_local_epochs:
         raise TaskRefused(f"{who}: {task.local_epochs} local epochs exceed its maximum of "
                           f"{rules.max_local_epochs}")
     if task.dp.evaluation_noise_multiplier < rules.min_noise_multiplier:

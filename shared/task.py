@@ -18,6 +18,8 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -174,17 +176,53 @@ class DPSpec(_Strict):
         return self
 
 
+class ScheduleSpec(_Strict):
+    """The local learning rate over the run: `constant`, or `cosine` from learning_rate
+    down to `final` × learning_rate at the run's last local step (the round's number and
+    the step within it say where a step is; neither depends on data)."""
+
+    kind: Literal["constant", "cosine"] = "constant"
+    final: float = Field(default=0.1, ge=0, le=1)
+
+
+class ServerOptimizerSpec(_Strict):
+    """How the coordinator turns the partners' averaged model into the next global model.
+    It sees only the average of DP releases, so whatever it does is post-processing: free in
+    ε. With Δ the average minus the current global model: `sgd` keeps m = momentum·m + Δ
+    and moves by learning_rate·m (learning_rate 1 and momentum 0 is FedAvg itself; FedAvgM,
+    Hsu et al. 2019); `adam` is FedAdam (Reddi et al. 2021, arXiv:2003.00295): Adam's bias-
+    corrected moments of Δ, with `epsilon` as its τ."""
+
+    kind: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = Field(default=1.0, gt=0, le=10)
+    momentum: float = Field(default=0.0, ge=0, lt=1)  # adam's β1
+    beta2: float = Field(default=0.99, ge=0, lt=1)  # adam only
+    epsilon: float = Field(default=1e-3, gt=0, le=1)  # adam only
+
+    @property
+    def is_fedavg(self) -> bool:
+        """The next global model is the partners' average itself."""
+        return self.kind == "sgd" and self.learning_rate == 1.0 and self.momentum == 0.0
+
+
 class TaskSpec(_Strict):
     dataset: Name
     features: list[Feature] = Field(min_length=1, max_length=MAX_FEATURES)
     target: TargetSpec
     model: ModelSpec
     rounds: int = Field(ge=1, le=1000)
-    local_epochs: int = Field(ge=1, le=100)
-    batch_size: int = Field(ge=1, le=MAX_BATCH,
-                            description="expected batch size of Poisson sampling")
+    # Either may be left out with a target epsilon: each partner then plans it from its
+    # budget (client/dp_sgd.py, plan).
+    local_epochs: int | None = Field(default=None, ge=1, le=100)
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH,
+                                   description="expected batch size of Poisson sampling")
     learning_rate: float = Field(gt=0, le=10)
+    learning_rate_schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    # One weight per class, each in (0, 1]: a sample's clipped gradient is scaled by its
+    # class's, so it still moves an update by at most max_grad_norm (client/ghost_step.py).
+    class_weights: list[Annotated[float, Field(gt=0, le=1)]] | None = None
     dp: DPSpec
+    server_optimizer: ServerOptimizerSpec = Field(default_factory=ServerOptimizerSpec)
     min_nodes: int = Field(ge=1, le=MAX_NODES)
     round_timeout: float = Field(gt=0, le=86400, description="seconds")
     seed: int = Field(default=0, ge=0, lt=2**32,
@@ -192,6 +230,16 @@ class TaskSpec(_Strict):
     # The startup's uploaded weights the run starts from (their sha256, as the API returns
     # it): the model's trained parameters; without one, a seeded initialisation.
     base_model: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _planned(self) -> TaskSpec:
+        planned = [name for name in ("batch_size", "local_epochs")
+                   if getattr(self, name) is None]
+        if planned and self.dp.target_epsilon is None:
+            raise ValueError(f"{' and '.join(planned)} can be planned only from a budget: "
+                             "give them, or dp.target_epsilon instead of "
+                             "dp.noise_multiplier")
+        return self
 
     @model_validator(mode="after")
     def _columns(self) -> TaskSpec:
@@ -207,6 +255,16 @@ class TaskSpec(_Strict):
         if self.model.mode == "adapters" and len(text) != 1:
             raise ValueError("adapters mode trains on exactly one text column")
         return self
+
+    @field_validator("class_weights")
+    @classmethod
+    def _one_weight_per_class(cls, weights: list[float] | None, info: ValidationInfo
+                              ) -> list[float] | None:
+        target = info.data.get("target")  # absent if the target itself is invalid
+        if weights is not None and target is not None and len(weights) != len(target.classes):
+            raise ValueError(f"{len(weights)} weights for the target's {len(target.classes)} "
+                             "classes: give one per class")
+        return weights
 
     @property
     def columns(self) -> list[str]:

@@ -20,8 +20,12 @@ import pandas as pd
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.task import TaskSpec
 
-CARAVAN_FILE = "ISLP/data/Caravan.csv"
-CARAVAN_SHA256 = "e89d49b6fb8fe02d76bb5bb80d8e0dab473bf9f6a72515e30c259f6d7da42269"
+# The ISLP 0.6.0 wheel's tables the demo and the benchmarks read, by sha256
+ISLP_SHA256 = {
+    "Caravan.csv": "e89d49b6fb8fe02d76bb5bb80d8e0dab473bf9f6a72515e30c259f6d7da42269",
+    # simulated credit-card defaults (ISLR: "Source: Simulated data"): bench/utility.py
+    "Default.csv": "d113590204485565bdd692b2d8430e7c2fcc72ec323df92314a745c99a0eefe9",
+}
 INSTALL_HINT = "pip install --no-deps islp==0.6.0"
 
 
@@ -35,16 +39,22 @@ def default_task_path() -> Path:
 
 
 def caravan_path() -> Path:
+    return islp_path("Caravan.csv")
+
+
+def islp_path(name: str) -> Path:
+    """One of ISLP_SHA256's tables in the installed ISLP wheel, checked by its sha256."""
+    file = f"ISLP/data/{name}"
     try:
         dist = importlib.metadata.distribution("islp")
     except importlib.metadata.PackageNotFoundError:
         raise DemoDataError(f"the demo data ships in ISLP's wheel: {INSTALL_HINT}") from None
-    path = Path(str(dist.locate_file(CARAVAN_FILE)))
+    path = Path(str(dist.locate_file(file)))
     if not path.is_file():
-        raise DemoDataError(f"{CARAVAN_FILE} is missing from the installed ISLP: {INSTALL_HINT}")
+        raise DemoDataError(f"{file} is missing from the installed ISLP: {INSTALL_HINT}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != CARAVAN_SHA256:
-        raise DemoDataError(f"{path} has sha256 {digest}, expected {CARAVAN_SHA256}")
+    if digest != ISLP_SHA256[name]:
+        raise DemoDataError(f"{path} has sha256 {digest}, expected {ISLP_SHA256[name]}")
     return path
 
 
@@ -105,14 +115,25 @@ def public_rows(data_path: Path) -> int:
     return max(100, round(rows / 100) * 100)
 
 
+# What the demo's partners let a round do (their policies' limits; client/policy.py):
+# room for the batches and epochs a planner picks for their rows (bench/utility.py:
+# q = 1/6 and 16 local epochs a round at ε 5)
+MIN_NOISE_MULTIPLIER = 0.5
+MAX_SAMPLE_RATE = 0.25
+MAX_LOCAL_EPOCHS = 20
+
+
 def write_policy(path: Path, partner: str, dataset: str, data_path: Path, epsilon_cap: float,
                  schema: Path, rows: int, delta: float = 1e-5,
                  models: tuple[str, ...] = ("logreg", "mlp"),
                  base_models: tuple[str, ...] = (),
-                 text_modes: tuple[str, ...] = ("head",)) -> Path:
+                 text_modes: tuple[str, ...] = ("head",),
+                 max_sample_rate: float = MAX_SAMPLE_RATE,
+                 max_local_epochs: int = MAX_LOCAL_EPOCHS) -> Path:
     """A partner's policy file (see client/policy.py), allowing `models`, the startups'
-    `base_models` (sha256) and the `text_modes`. JSON strings and arrays are valid TOML
-    values, so json.dumps quotes them."""
+    `base_models` (sha256), the `text_modes` and rounds up to the sampling rate and local
+    epochs given. JSON strings and arrays are valid TOML values, so json.dumps quotes
+    them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"""\
 partner = {json.dumps(partner)}
@@ -124,8 +145,9 @@ schema = {json.dumps(str(schema))}
 rows = {rows}
 epsilon_cap = {epsilon_cap}
 delta = {delta}
-min_noise_multiplier = 0.5
-max_sample_rate = 0.1
+min_noise_multiplier = {MIN_NOISE_MULTIPLIER}
+max_sample_rate = {max_sample_rate}
+max_local_epochs = {max_local_epochs}
 max_rounds_per_run = 20
 allowed_models = {json.dumps(list(models))}
 allowed_base_models = {json.dumps(list(base_models))}

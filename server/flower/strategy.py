@@ -1,4 +1,5 @@
-"""FedAvg that never waits forever and records every round and privacy report in the store."""
+"""FedAvg that never waits forever, records every round and privacy report in the store, and
+moves the global model by the task's server optimizer (post-processing of the average)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from typing import cast
 
 from flwr.app import (
+    Array,
     ArrayRecord,
     ConfigRecord,
     Message,
@@ -26,6 +28,8 @@ from sangsaeng.shared import wire
 from sangsaeng.shared.accounting import PrivacyReport
 from sangsaeng.shared.task import TaskSpec
 
+from .server_optimizer import ServerOptimizer
+
 NODE_POLL_SECONDS = 0.5
 # A run's first messages go out once no further partner has connected for this long (after
 # the task's minimum): partners that start together all take part from the start, and a
@@ -38,10 +42,12 @@ class RunFailed(RuntimeError):
 
 
 class RecordingFedAvg(FedAvg):
-    """FedAvg over every connected partner node, with the task's minimum and timeout.
+    """FedAvg over every connected partner node, with the task's minimum and timeout; the
+    next global model is the task's server optimizer's step from the current one towards
+    the partners' weighted average (with the default, the average itself: FedAvg).
 
-    `latest_arrays` is the last aggregated model, kept so a run that fails later can
-    still store what its partners paid budget for.
+    `latest_arrays` is the last global model, kept so a run that fails later can still
+    store what its partners paid budget for.
     """
 
     def __init__(self, task: TaskSpec, store: Store, run_id: int) -> None:
@@ -50,6 +56,8 @@ class RecordingFedAvg(FedAvg):
                          arrayrecord_key=wire.ARRAYS, configrecord_key=wire.CONFIG)
         self.task, self.store, self.run_id = task, store, run_id
         self.latest_arrays: ArrayRecord | None = None
+        self.optimizer = ServerOptimizer(task.server_optimizer)
+        self.current_arrays: ArrayRecord | None = None  # what this round's partners were sent
         self.trained_nodes: set[int] = set()  # whose update the last round used
         self.authenticated = settings.nodes_authenticated()
 
@@ -58,6 +66,7 @@ class RecordingFedAvg(FedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         first = server_round == 1 and self.task.base_model is None
+        self.current_arrays = arrays
         return self._messages(server_round, arrays, config, grid, MessageType.TRAIN, first)
 
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
@@ -100,6 +109,8 @@ class RecordingFedAvg(FedAvg):
             raise RunFailed(_too_few("training", server_round, len(ok), self.task.min_nodes,
                                      errors))
         arrays, metrics = super().aggregate_train(server_round, ok)
+        if arrays is not None and self.current_arrays is not None:
+            arrays = next_global(self.optimizer, self.current_arrays, arrays)
         self.latest_arrays = arrays
         self.trained_nodes = {msg.metadata.src_node_id for msg in ok}
         return arrays, metrics
@@ -183,6 +194,17 @@ class RecordingFedAvg(FedAvg):
                  ) -> RecordDict:
         config[wire.SERVER_ROUND] = server_round
         return RecordDict({self.arrayrecord_key: arrays, self.configrecord_key: config})
+
+
+def next_global(optimizer: ServerOptimizer, current: ArrayRecord, averaged: ArrayRecord
+                ) -> ArrayRecord:
+    """The server optimizer's step on Flower's records (FedAvg's average is returned as it
+    is when the optimizer is FedAvg itself)."""
+    if optimizer.spec.is_fedavg:
+        return averaged
+    new = optimizer.step({k: a.numpy() for k, a in current.items()},
+                         {k: a.numpy() for k, a in averaged.items()})
+    return ArrayRecord({k: Array(v) for k, v in new.items()})
 
 
 def _privacy_report(msg: Message) -> PrivacyReport | None:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 RATIO = r"(\d+\.\d+)x"
 
@@ -50,3 +52,15 @@ def test_scale_runs_sangsaeng_on_the_simulation_engine() -> None:
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert float(cells[2]) > 0 and float(cells[3]) > 0  # round 1, round 2 (seconds)
     assert int(cells[5].replace(",", "")) > 100  # peak RSS of SuperLink + Ray, MiB
+
+
+def test_utility_prints_dp_and_centralized_auc_for_each_table() -> None:
+    out = run("utility.py", "--quick", timeout=300)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if re.match(r"\| (caravan|default) \| 5 \|", line)]
+    assert [r[0] for r in rows] == ["caravan", "default"]
+    for row in rows:
+        assert float(row[3]) < float(row[2]) <= 5.0  # the run's ε, evaluations included
+        before, dp, central, ratio = (float(c) for c in row[8:12])
+        assert 0 < before < 1 and 0 < dp < 1 and 0 < central < 1
+        assert ratio == pytest.approx(dp / central, abs=0.002)

@@ -12,15 +12,25 @@ from sangsaeng.demo.data import default_task_path, public_rows, write_policy, wr
 from sangsaeng.shared.accounting import Mechanism
 from sangsaeng.shared.task import TaskSpec, load_task
 
+# The training the tests were written for: the demo task's before it took the batches
+# and epochs a planner picks (bench/utility.py). Tests pin it, so that the demo's
+# training can change without changing what they check.
+TEST_TRAINING: dict[str, Any] = {
+    "batch_size": 64, "local_epochs": 2, "learning_rate": 1.0, "class_weights": None,
+    "dp": {"noise_multiplier": 1.0, "target_epsilon": None, "max_grad_norm": 1.0,
+           "delta": 1e-5}}
+
 
 def task_with(**changes: Any) -> TaskSpec:
-    """The demo's Caravan task with top-level fields (or `dp` / `model` dicts) changed."""
+    """The demo's Caravan task (its columns and model) with TEST_TRAINING, and top-level
+    fields (or `dp` / `model` dicts) changed."""
     data = load_task(default_task_path()).model_dump()
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+    for fields in (TEST_TRAINING, changes):
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
     return TaskSpec.from_dict(data)
 
 
@@ -52,10 +62,11 @@ def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 
                    base_models: tuple[str, ...] = ()) -> Path:
     """A partner policy for the Caravan dataset declaring the demo's schema, accepting
     `base_models`, and (with `ledger`) the dataset's ledger made as `sangsaeng client
-    ledger init` does."""
+    ledger init` does. Its limits are the ones the tests were written for (the demo
+    partners' before they made room for planned batches): q <= 0.1, 10 local epochs."""
     path = write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
                         cap, caravan_schema(directory), rows or public_rows(data_path),
-                        base_models=base_models)
+                        base_models=base_models, max_sample_rate=0.1, max_local_epochs=10)
     if ledger:
         init_ledger(PartnerPolicy.load(path), "caravan")
     return path

@@ -403,3 +403,36 @@ def test_ledger_init_from_the_cli(tmp_path: Path, data_path: Path) -> None:
     assert again.returncode == 1 and "already has its ledger" in again.stdout + again.stderr
     assert sangsaeng("client", "ledger", "verify", "--policy", str(policy)).stdout.startswith(
         "caravan: ok (0 entries")
+
+
+def test_a_planned_round_is_what_the_ledger_reserves_and_the_report_says(
+        policy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task that leaves batch and epochs to the planner: the partner plans within its
+    policy's limits, reserves exactly that (σ, q, steps) and reports it; the step divides
+    by the planned expected batch."""
+    batches: list[float] = []
+    real_train = dp_sgd.train
+
+    def recorded(*args: object, batch_size: float | None = None, **kwargs: object) -> None:
+        assert batch_size is not None
+        batches.append(batch_size)
+        real_train(*args, batch_size=batch_size, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dp_sgd, "train", recorded)
+    task = task_with(batch_size=None, local_epochs=None, rounds=2,
+                     dp={"noise_multiplier": None, "target_epsilon": 4.0})
+    reply = client_app.train(message(task, MessageType.TRAIN), context(task, policy))
+    assert not reply.has_error(), reply.error.reason
+    rules = PartnerPolicy.load(policy).datasets["caravan"]
+    limits = dp_sgd.PlanLimits(max_sample_rate=rules.max_sample_rate,
+                               max_local_epochs=rules.max_local_epochs)
+    planned = dp_sgd.plan(task, rules.public_train_rows, limits)
+    assert planned != dp_sgd.plan(task, rules.public_train_rows)  # the policy's limits bind
+    assert planned.sample_rate <= rules.max_sample_rate
+    with ledger_of(policy) as ledger:
+        assert ledger.entries()[0].mechanism() == planned
+    report = PrivacyReport.model_validate(dict(reply.content.config_records[PRIVACY]))
+    assert (report.noise_multiplier, report.sample_rate, report.steps) == (
+        planned.noise_multiplier, planned.sample_rate, planned.steps)
+    assert batches == [pytest.approx(planned.sample_rate * rules.public_train_rows)]
+    assert report.epsilon <= 4.0

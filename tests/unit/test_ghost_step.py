@@ -227,3 +227,65 @@ def test_a_sample_whose_gradient_is_not_finite_adds_nothing() -> None:
                       expected_batch_size=3, seed=0)
     step.step(x, y)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def brute_force_clipped(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clip: float
+                        ) -> list[list[torch.Tensor]]:
+    """Each row's gradient of its loss, clipped to `clip`, by one backward pass per row."""
+    rows = []
+    for xi, yi in zip(x, y, strict=True):
+        model.zero_grad()
+        nn.functional.cross_entropy(model(xi[None]), yi[None]).backward()
+        grads = [cast(torch.Tensor, p.grad).clone() for p in model.parameters()]
+        norm = torch.cat([g.flatten() for g in grads]).norm().item()
+        rows.append([g * min(1.0, clip / (norm + 1e-6)) for g in grads])
+    return rows
+
+
+@pytest.mark.parametrize("name", ["logreg", "mlp"])
+def test_class_weights_scale_each_clipped_gradient_within_the_bound(name: str) -> None:
+    """A task's class weights: sample i adds w_{y_i} times its clipped gradient, so no
+    sample moves the sum by more than C, whatever its gradient."""
+    torch.manual_seed(0)
+    model = MODELS[name]().double()
+    x, y = batch(20, n=60)
+    x = x.double() * 10
+    clip = 0.3
+    weights = torch.tensor([0.25, 1.0], dtype=torch.float64)
+    rows = brute_force_clipped(model, x, y, clip)
+    ours = clipped_sum(linear_layers(model), x, y, clip, weights)
+    for i, sum_ in enumerate(ours):
+        expected = sum(float(weights[label]) * row[i] for label, row in zip(y, rows,
+                                                                             strict=True))
+        torch.testing.assert_close(sum_, expected, rtol=1e-9, atol=1e-12)
+    # one row alone moves the sum by w_y min(|g|, C) <= C: exactly w_y C when clipped
+    raw = [torch.cat([g.flatten() for g in row]).norm().item()
+           for row in brute_force_clipped(model, x, y, float("inf"))]
+    assert sum(r > clip for r in raw) > len(raw) // 2  # most rows are clipped
+    for i in range(len(y)):
+        alone = clipped_sum(linear_layers(model), x[i:i + 1], y[i:i + 1], clip, weights)
+        norm = torch.cat([g.flatten() for g in alone]).norm().item()
+        assert norm == pytest.approx(float(weights[y[i]]) * min(raw[i], clip), rel=1e-5)
+        assert norm <= clip * (1 + 1e-9)
+
+
+def test_class_weights_above_one_or_not_positive_are_refused() -> None:
+    for bad in ([0.5, 1.5], [0.0, 1.0], [-0.1, 1.0]):
+        with pytest.raises(ValueError, match=r"\(0, 1\]"):
+            GhostDPSGD(MODELS["logreg"](), lr=1, max_grad_norm=1, noise_multiplier=1,
+                       expected_batch_size=1, class_weights=torch.tensor(bad))
+
+
+def test_a_whole_weighted_step_moves_by_the_weighted_clipped_sum() -> None:
+    """The step itself (σ = 0) applies the weighted clipped sum: p -= lr / B · Σ w c g."""
+    torch.manual_seed(1)
+    model = MODELS["mlp"]().double()
+    x, y = batch(20, n=50)
+    x = x.double()
+    weights = torch.tensor([1.0, 0.1], dtype=torch.float64)
+    expected = clipped_sum(linear_layers(model), x, y, 0.5, weights)
+    before = copy.deepcopy(model)
+    GhostDPSGD(model, lr=0.7, max_grad_norm=0.5, noise_multiplier=0.0, expected_batch_size=8,
+               class_weights=weights).step(x, y)
+    for p, q, s in zip(model.parameters(), before.parameters(), expected, strict=True):
+        torch.testing.assert_close(p, q - 0.7 / 8 * s, rtol=1e-9, atol=1e-12)

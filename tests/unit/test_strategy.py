@@ -133,3 +133,25 @@ def test_a_removed_partners_reply_is_recorded_but_not_used(
         fedavg.aggregate_train(1, [reply(1.0, REPORT.model_dump())])
     [record] = store.runs.get(fedavg.run_id).privacy_reports
     assert (record.partner, record.epsilon) == ("acme", 0.9)  # its budget was spent
+
+
+def test_the_server_optimizer_moves_the_global_model_from_the_average(
+        tmp_path: Path, small_task: TaskSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With server momentum the next global model is current + η m, m = β m + Δ, from the
+    model each round's partners were sent and their average (by hand below)."""
+    monkeypatch.setattr(strategy_module, "SETTLE_SECONDS", 0.0)
+    task = small_task.model_copy(update={"server_optimizer": small_task.server_optimizer
+                                         .model_copy(update={"learning_rate": 0.5,
+                                                             "momentum": 0.5})})
+    fedavg, _ = strategy(tmp_path, task, min_nodes=1)
+    monkeypatch.setattr(fedavg, "_construct_messages", lambda *args: [])
+    node = int(reply(0, None).metadata.src_node_id)
+    sent = ArrayRecord([np.zeros(3)])
+    expected = [1.0, 3.0]  # m = 2 -> 0 + 0.5·2; m = 0.5·2 + (4 - 1) = 4 -> 1 + 0.5·4
+    for round_, (average, want) in enumerate(zip([2.0, 4.0], expected, strict=True), start=1):
+        fedavg.configure_train(round_, sent, ConfigRecord(),
+                               ArrivingNodes([node], every=1.0))  # type: ignore[arg-type]
+        arrays, _ = fedavg.aggregate_train(round_, [reply(average, REPORT.model_dump())])
+        assert arrays is not None and arrays is fedavg.latest_arrays
+        np.testing.assert_allclose(arrays.to_numpy_ndarrays()[0], np.full(3, want))
+        sent = arrays

@@ -146,3 +146,31 @@ def test_every_accepted_task_survives_its_json(caravan_task: TaskSpec) -> None:
     extreme = task_with(learning_rate=10, seed=2**32 - 1, batch_size=100_000,
                         dp={"noise_multiplier": 1000.0, "max_grad_norm": 1e6})
     assert TaskSpec.from_json(extreme.to_json()) == extreme
+
+
+@pytest.mark.parametrize(("change", "field", "reason"), [
+    ({"class_weights": [0.5]}, "class_weights", "1 weights for the target's 2 classes"),
+    ({"class_weights": [0.5, 1.5]}, "class_weights.1", "less than or equal to 1"),
+    ({"class_weights": [0.0, 1.0]}, "class_weights.0", "greater than 0"),
+    ({"learning_rate_schedule": {"kind": "step"}}, "learning_rate_schedule.kind",
+     "'constant' or 'cosine'"),
+    ({"learning_rate_schedule": {"final": -0.1}}, "learning_rate_schedule.final",
+     "greater than or equal to 0"),
+    ({"server_optimizer": {"kind": "yogi"}}, "server_optimizer.kind", "'sgd' or 'adam'"),
+    ({"server_optimizer": {"momentum": 1.0}}, "server_optimizer.momentum", "less than 1"),
+])
+def test_bad_training_choices_are_named(change: dict[str, object], field: str,
+                                        reason: str) -> None:
+    with pytest.raises(TaskSpecError) as err:
+        task_with(**change)
+    assert f"{field}: " in str(err.value) and reason in str(err.value)
+
+
+def test_training_choices_default_to_plain_dp_sgd_and_fedavg(caravan_task: TaskSpec) -> None:
+    assert task_with(class_weights=[0.1, 1.0]).class_weights == [0.1, 1.0]
+    bare = TaskSpec.from_dict({k: v for k, v in caravan_task.model_dump().items()
+                               if k not in {"learning_rate_schedule", "class_weights",
+                                            "server_optimizer"}})
+    assert bare.learning_rate_schedule.kind == "constant"
+    assert bare.class_weights is None
+    assert bare.server_optimizer.is_fedavg

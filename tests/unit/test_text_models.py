@@ -221,3 +221,20 @@ def test_a_partner_bounds_what_a_text_task_may_cost(tmp_path: Path) -> None:
              f"base model {'ab' * 32} is not among the base models its policy accepts")]:
         with pytest.raises(TaskRefused, match=reason):
             check_task(policy, task)
+
+
+def test_the_general_step_weights_classes_as_the_ghost_step_does() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(40, 12) * 3, torch.randint(0, 3, (40,))
+    weights = torch.tensor([0.2, 1.0, 0.5])
+    ours = PerSampleDPSGD(model, lr=1, max_grad_norm=0.5, noise_multiplier=0,
+                          expected_batch_size=1, class_weights=weights).clipped_sum(x, y)
+    ghost = clipped_sum(linear_layers(model), x, y, 0.5, weights)
+    unweighted = clipped_sum(linear_layers(model), x, y, 0.5)
+    for a, b, c in zip(ours, ghost, unweighted, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(a, c)  # the weights changed the sum
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        PerSampleDPSGD(model, lr=1, max_grad_norm=0.5, noise_multiplier=0,
+                       expected_batch_size=1, class_weights=torch.tensor([2.0, 1.0, 1.0]))
