@@ -121,3 +121,14 @@ def test_noise_for_target_needs_less_noise_than_rdp(target: float, q: float,
     assert target - max(0.01, 1e-3 * target) <= epsilon(
         [Mechanism(noise_multiplier=ours, sample_rate=q, steps=steps)], DELTA) <= target
     assert ours < rdp_sigma
+
+
+def test_a_release_of_negligible_loss_does_not_set_the_grid() -> None:
+    """An evaluation at σ 10⁶ (tests use one) would otherwise make a 1e-5 grid of every
+    training step; on the training's own grid it adds under 1e-4 to ε."""
+    from sangsaeng.shared.accounting import grid_width
+
+    training = Mechanism(noise_multiplier=1.0, sample_rate=0.04, steps=50)
+    assert grid_width({(1.0, 0.04): 50, (1e6, 1.0): 1}) == grid_width({(1.0, 0.04): 50}) == 1e-3
+    alone = epsilon([training], DELTA)
+    assert alone <= epsilon([training, gaussian(1e6)], DELTA) <= alone + 1e-4
