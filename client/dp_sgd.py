@@ -127,7 +127,9 @@ def _mechanism(task: TaskSpec, steps_per_epoch: int, steps: int | None) -> Mecha
     if sigma is None:
         target = task.dp.target_epsilon
         assert target is not None  # TaskSpec guarantees one of the two
-        evaluations = (gaussian(task.dp.evaluation_noise_multiplier),) * task.rounds
+        # each round's evaluation release, and the base model's in round 0 when there is one
+        releases = task.rounds + (task.base_model is not None)
+        evaluations = (gaussian(task.dp.evaluation_noise_multiplier),) * releases
         try:
             sigma = noise_for_target(target, task.dp.delta, sample_rate, steps * task.rounds,
                                      fixed=evaluations)
@@ -136,7 +138,7 @@ def _mechanism(task: TaskSpec, steps_per_epoch: int, steps: int | None) -> Mecha
             if spent < target:
                 raise
             raise PlanError(
-                f"the run's {task.rounds} evaluation releases (noise multiplier "
+                f"the run's {releases} evaluation releases (noise multiplier "
                 f"{task.dp.evaluation_noise_multiplier:g}) alone spend epsilon {spent:.2f}, "
                 f"over the target {target:g}: raise dp.evaluation_noise_multiplier or "
                 "dp.target_epsilon, or run fewer rounds") from None

@@ -77,6 +77,17 @@ def test_target_epsilon_sets_sigma_for_the_whole_run() -> None:
     assert epsilon(whole_run, task.dp.delta) == pytest.approx(2.0, abs=0.05)
 
 
+def test_a_target_epsilon_counts_the_base_models_evaluation_too() -> None:
+    """With a base model, round 0 evaluates it: one more release the target covers (it
+    was left out: ε 1.066 for a target of 1)."""
+    task = task_with(dp={"noise_multiplier": None, "target_epsilon": 2.0}, rounds=4,
+                     base_model="b" * 64)
+    planned = dp_sgd.plan(task, 1500)
+    evaluation = gaussian(task.dp.evaluation_noise_multiplier)
+    whole_run = [evaluation] + [planned, evaluation] * task.rounds
+    assert 2.0 - 0.05 <= epsilon(whole_run, task.dp.delta) <= 2.0
+
+
 def test_model_round_trips_through_safetensors(caravan_task: TaskSpec) -> None:
     model = build_model(caravan_task, seed=5)
     again = load_model(caravan_task, to_safetensors(model.state_dict()))
