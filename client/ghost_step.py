@@ -131,14 +131,14 @@ class GaussianNoise:
     Exact: Box and Muller (1958), "A Note on the Generation of Random Normal Deviates",
     Ann. Math. Statist. 29(2):610-611 — for independent U1, U2 uniform on (0, 1),
     √(-2 ln U1)·cos(2πU2) and √(-2 ln U1)·sin(2πU2) are two independent N(0, 1) (here up to
-    float rounding, as any float sampler). Each pair of values (value i and value
-    i + ⌈size/2⌉) has its own two uniforms, each from its own
-    random word (32 bits in float32, 64 in float64): with j the word's top m bits (the
-    float type's mantissa bits, 23 or 52), U = (2j + 1)·2⁻ᵐ⁻¹, the midpoint of one of 2ᵐ
-    equal cells of (0, 1), made exactly as (1 + j·2⁻ᵐ) − (1 − 2⁻ᵐ⁻¹) from the bits of
-    1 + j·2⁻ᵐ. U is never 0 (the log is finite) nor 1. This is the resolution of torch's
-    normal_ (aten/src/ATen/native/cpu/DistributionTemplates.h, normal_fill: the same
-    transform on 24-bit uniforms), and the same largest float32 value, √(48 ln 2) ≈ 5.8.
+    float rounding, as any float sampler). Each pair of values (values i and i + n/2 of the
+    n made in one call) has its own two uniforms, each from its own random word (32 bits in
+    float32, 64 in float64): with j the word's top m bits (the float type's mantissa bits,
+    23 or 52), U = (2j + 1)·2⁻ᵐ⁻¹, the midpoint of one of 2ᵐ equal cells of (0, 1), made
+    exactly as (1 + j·2⁻ᵐ) − (1 − 2⁻ᵐ⁻¹) from the bits of 1 + j·2⁻ᵐ. U is never 0 (the log
+    is finite) nor 1. This is the resolution of torch's normal_
+    (aten/src/ATen/native/cpu/DistributionTemplates.h, normal_fill: the same transform on
+    24-bit uniforms), and the same largest float32 value, √(48 ln 2) ≈ 5.8.
 
     Seeded from the OS (128 bits from `secrets`) unless a seed is given, through numpy's
     SeedSequence, which hashes it into SFC64's 256-bit state; the stream is that seed's
@@ -148,6 +148,10 @@ class GaussianNoise:
     cryptographically secure generator."""
 
     NOISE_STREAM = 1
+    # values made per call, at least: a small model's noise is made for several steps at
+    # once (each step takes the next `size` of them), as the fixed cost of a call (~6 µs)
+    # would be more than torch's whole draw of a few hundred values
+    BATCH = 16_384
 
     def __init__(self, size: int, dtype: torch.dtype, seed: int | None = None) -> None:
         if dtype not in (torch.float32, torch.float64):
@@ -155,11 +159,16 @@ class GaussianNoise:
         float_type = np.float32 if dtype == torch.float32 else np.float64
         self._float = np.dtype(float_type)
         self._word = np.dtype(f"u{self._float.itemsize}")
-        self._pairs = (size + 1) // 2
-        buffer = torch.empty(2 * self._pairs, dtype=dtype)
-        self.values = buffer[:size]  # what draw() fills
+        self._size = size
+        self._steps = max(1, self.BATCH // max(size, 1))  # steps' noise made per call
+        self._pairs = (size * self._steps + 1) // 2
+        made = torch.empty(2 * self._pairs, dtype=dtype)
+        # what draw() fills: the values made, or one step's of them in turn
+        self.values = made[:size] if self._steps == 1 else torch.empty(size, dtype=dtype)
+        self._values, self._made = self.values.numpy(), made.numpy()
+        self._used = self._steps  # all used: the first draw makes new ones
         # row 0 takes each pair's cosine value, row 1 its sine value
-        self._rows = buffer.numpy().reshape(2, self._pairs)
+        self._rows = self._made.reshape(2, self._pairs)
         mantissa = np.finfo(float_type).nmant
         self._shift = 8 * self._float.itemsize - mantissa
         self._one = np.ones(1, self._float).view(self._word)[0]  # the bits of 1.0
@@ -169,6 +178,16 @@ class GaussianNoise:
             entropy, spawn_key=(self.NOISE_STREAM,)))
 
     def draw(self) -> torch.Tensor:
+        if self._used == self._steps:
+            self._make()
+            self._used = 0
+        if self._steps > 1:  # (numpy's copy costs a third of torch's at this size)
+            start = self._used * self._size
+            np.copyto(self._values, self._made[start:start + self._size])
+        self._used += 1
+        return self.values
+
+    def _make(self) -> None:
         n_words = 2 * self._pairs  # one per uniform
         words = self._bits.random_raw(n_words * self._word.itemsize // 8).view(self._word)
         np.right_shift(words, self._shift, out=words)  # j
@@ -183,7 +202,6 @@ class GaussianNoise:
         np.cos(angle, out=self._rows[0])
         np.sin(angle, out=self._rows[1])
         np.multiply(self._rows, radius, out=self._rows)
-        return self.values
 
 
 class GhostDPSGD:

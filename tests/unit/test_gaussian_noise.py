@@ -79,13 +79,18 @@ def test_the_two_values_of_a_pair_and_neighbours_are_independent(dtype: torch.dt
     assert_independent(x[:-1:2], x[1::2])  # neighbours
 
 
-def test_consecutive_steps_and_seeds_draw_independent_noise() -> None:
-    noise = GaussianNoise(300_000, torch.float32, seed=21)
-    first = noise.draw().clone().numpy()
-    second = noise.draw().numpy()  # the same buffer, refilled
-    assert_independent(first.astype(np.float64), second.astype(np.float64))
-    other = GaussianNoise(300_000, torch.float32, seed=22).draw().numpy()
-    assert_independent(first.astype(np.float64), other.astype(np.float64))
+@pytest.mark.parametrize("size", [300_000, 1001])  # one step made per call; 16
+def test_consecutive_steps_and_seeds_draw_independent_noise(size: int) -> None:
+    """Value i of a step against value i of the next step (~300,000 pairs), and against
+    another seed's."""
+    def steps(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        noise = GaussianNoise(size, torch.float32, seed)
+        draws = [noise.draw().numpy().astype(np.float64) for _ in range(2 * (300_000 // size))]
+        return np.concatenate(draws[::2]), np.concatenate(draws[1::2])
+
+    this, following = steps(21)
+    assert_independent(this, following)
+    assert_independent(this, steps(22)[0])
 
 
 def test_a_seed_replays_the_noise_and_none_draws_from_the_os() -> None:
@@ -116,21 +121,27 @@ def test_other_dtypes_are_refused() -> None:
         GaussianNoise(4, torch.bfloat16)
 
 
+@pytest.mark.parametrize("size", [1001, 20_001])  # 16 steps made in one call; one
 @pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float32, 1e-5), (torch.float64, 1e-12)])
-def test_the_values_are_box_muller_on_the_seeded_words(dtype: torch.dtype,
+def test_the_values_are_box_muller_on_the_seeded_words(size: int, dtype: torch.dtype,
                                                        tolerance: float) -> None:
     """What draw() computes, recomputed in float64 from its documented inputs: the seed's
-    NOISE_STREAM child of a SeedSequence into SFC64, one word per uniform, U = (2j + 1)/2^(m+1)
-    for j the top m bits, √(-2 ln U1)·(cos 2πU2, sin 2πU2)."""
-    size, pairs = 1001, 501
+    NOISE_STREAM child of a SeedSequence into SFC64; n = size · max(1, BATCH // size)
+    values made at once, each step taking the next size of them; one word per uniform,
+    U = (2j + 1)/2^(m+1) for j the top m bits, and values i and i + n/2 the cosine and sine
+    values √(-2 ln U1)·(cos 2πU2, sin 2πU2) of pair i."""
     noise = GaussianNoise(size, dtype, seed=9)
     stream = np.random.SFC64(np.random.SeedSequence(9, spawn_key=(GaussianNoise.NOISE_STREAM,)))
     bits = 32 if dtype == torch.float32 else 64
     m = 23 if dtype == torch.float32 else 52
-    for _ in range(2):  # the second draw goes on along the stream
+    steps = max(1, GaussianNoise.BATCH // size)
+    pairs = (size * steps + 1) // 2
+    for _ in range(2):  # the second batch goes on along the stream
         words = stream.random_raw(2 * pairs * bits // 64).view(f"u{bits // 8}")
         u = ((words >> (bits - m)).astype(np.float64) * 2 + 1) / 2.0 ** (m + 1)
         radius, angle = np.sqrt(-2 * np.log(u[:pairs])), 2 * math.pi * u[pairs:]
-        expected = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])[:size]
-        drawn = noise.draw().numpy().astype(np.float64)
-        np.testing.assert_allclose(drawn, expected, rtol=0, atol=tolerance)
+        made = np.concatenate([radius * np.cos(angle), radius * np.sin(angle)])
+        for step in range(steps):
+            drawn = noise.draw().numpy().astype(np.float64)
+            expected = made[step * size:(step + 1) * size]
+            np.testing.assert_allclose(drawn, expected, rtol=0, atol=tolerance)
