@@ -6,12 +6,14 @@ batch size, SGD — leaves the same weights."""
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from typing import cast
 
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from sangsaeng.client.ghost_step import (
@@ -158,7 +160,12 @@ def test_the_noise_on_a_batch_matches_opacus_noise() -> None:
         assert abs(noise.mean().item()) < 0.01
         kurtosis = ((noise - noise.mean()) ** 4).mean() / noise.var() ** 2
         assert kurtosis.item() == pytest.approx(3.0, abs=0.1)  # Gaussian tails
+        # the whole distribution: within the KS test's 0.1% bound of N(0, (σC)²)
+        standard = noise.double().numpy() / (sigma * clip)
+        assert stats.kstest(standard, "norm").statistic < 1.95 / math.sqrt(len(noise))
     assert ours.std().item() == pytest.approx(theirs.std().item(), rel=0.02)
+    # and the same distribution as Opacus' noise (torch.normal): two-sample KS at 0.1%
+    assert stats.ks_2samp(ours.numpy(), theirs.numpy()).pvalue > 0.001
 
 
 def test_the_sampler_draws_each_row_with_the_rate() -> None:
