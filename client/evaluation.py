@@ -49,9 +49,10 @@ def release(sums: torch.Tensor, n_classes: int, noise_multiplier: float,
             seed: int | None = None) -> dict[str, float]:
     """The Gaussian mechanism on `sums`, then loss, accuracy and the example count from the
     noisy values. `seed` is for tests; by default the noise is seeded from the OS."""
-    generator = torch.Generator().manual_seed(secrets.randbits(63) if seed is None else seed)
-    noisy = sums + torch.randn(3, generator=generator, dtype=torch.float64) * (
-        noise_multiplier * SENSITIVITY)
+    # numpy's generator takes all 128 bits of the OS seed (torch's keeps the low 32: one of
+    # only 2³² noise streams); its standard_normal is an exact ziggurat (Marsaglia, Tsang 2000)
+    rng = np.random.default_rng(secrets.randbits(128) if seed is None else seed)
+    noisy = sums + torch.from_numpy(rng.standard_normal(3)) * (noise_multiplier * SENSITIVITY)
     bound = loss_bound(n_classes)
     count = max(float(noisy[2]), 1.0)
     return {"loss": min(max(bound * float(noisy[0]) / count, 0.0), bound),
