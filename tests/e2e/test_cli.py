@@ -76,8 +76,9 @@ def test_demo_runs_twice_and_continues_the_spending(tmp_path: Path) -> None:
     shown = subprocess.run([SANGSAENG, "client", "budget", "--policy", str(policy)],
                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
     spent = re.search(r"spent ε (\d+\.\d{3}) of cap 10 ", shown.stdout)
+    # the same ε printed to 3 decimals and to 2 (0.97516: 0.975 and 0.98): up to 0.0055 apart
     assert spent and float(spent.group(1)) == pytest.approx(float(second["hanbit-bank"][1]),
-                                                            abs=0.005)
+                                                            abs=0.0055)
     verified = subprocess.run([SANGSAENG, "client", "ledger", "verify", "--policy", str(policy)],
                               capture_output=True, text=True)
     assert verified.returncode == 0 and "caravan: ok (9 entries" in verified.stdout
