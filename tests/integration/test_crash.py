@@ -40,9 +40,8 @@ client_app.train(msg, ctx)
 
 def test_kill_9_after_reserving_keeps_the_budget_spent(tmp_path: Path) -> None:
     data = write_partitions(["a"], tmp_path)[0]
-    policy_path = caravan_policy(tmp_path, "acme", data)
-    policy_path.write_text(policy_path.read_text().replace(  # long enough to be killed in
-        "allowed_models", "max_local_epochs = 100\nallowed_models"))
+    # rounds long enough to be killed in
+    policy_path = caravan_policy(tmp_path, "acme", data, max_local_epochs=100)
     ledger_path = PartnerPolicy.load(policy_path).ledger_path("caravan")
     task = task_with(rounds=1, local_epochs=100)  # minutes of training: killed long before
     proc = subprocess.Popen([sys.executable, "-c", CLIENT, task.to_json(), str(policy_path)])

@@ -59,14 +59,15 @@ def caravan_schema(directory: Path) -> Path:
 
 def caravan_policy(directory: Path, partner: str, data_path: Path, cap: float = 100.0,
                    ledger: bool = True, rows: int | None = None,
-                   base_models: tuple[str, ...] = ()) -> Path:
+                   base_models: tuple[str, ...] = (), max_local_epochs: int = 10) -> Path:
     """A partner policy for the Caravan dataset declaring the demo's schema, accepting
     `base_models`, and (with `ledger`) the dataset's ledger made as `sangsaeng client
     ledger init` does. Its limits are the ones the tests were written for (the demo
     partners' before they made room for planned batches): q <= 0.1, 10 local epochs."""
     path = write_policy(directory / f"{partner}.policy.toml", partner, "caravan", data_path,
                         cap, caravan_schema(directory), rows or public_rows(data_path),
-                        base_models=base_models, max_sample_rate=0.1, max_local_epochs=10)
+                        base_models=base_models, max_sample_rate=0.1,
+                        max_local_epochs=max_local_epochs)
     if ledger:
         init_ledger(PartnerPolicy.load(path), "caravan")
     return path
