@@ -138,14 +138,7 @@ def test_cosine_schedule_runs_from_the_learning_rate_to_its_final_fraction() -> 
 
 def test_train_takes_each_step_at_the_scheduled_learning_rate(
         monkeypatch: pytest.MonkeyPatch, small_task: TaskSpec) -> None:
-    scales: list[float] = []
-    real_step = ghost_step.GhostDPSGD.step
-
-    def recorded(self: ghost_step.GhostDPSGD, x: torch.Tensor, y: torch.Tensor) -> None:
-        scales.append(self.scale)
-        real_step(self, x, y)
-
-    monkeypatch.setattr(ghost_step.GhostDPSGD, "step", recorded)
+    scales = recorded_scales(monkeypatch)
     task = small_task.model_copy(update={"learning_rate_schedule": small_task
                                          .learning_rate_schedule.model_copy(
                                              update={"kind": "cosine", "final": 0.1})})
@@ -238,14 +231,7 @@ def test_a_planned_batch_needs_a_budget_and_a_feasible_limit() -> None:
 
 
 def test_train_divides_by_the_planned_expected_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    scales: list[float] = []
-    real_step = ghost_step.GhostDPSGD.step
-
-    def recorded(self: ghost_step.GhostDPSGD, x: torch.Tensor, y: torch.Tensor) -> None:
-        scales.append(self.scale)
-        real_step(self, x, y)
-
-    monkeypatch.setattr(ghost_step.GhostDPSGD, "step", recorded)
+    scales = recorded_scales(monkeypatch)
     task = planned_task(rounds=5)
     x, y = toy_data(200, 134)
     mechanism = Mechanism(noise_multiplier=2.0, sample_rate=0.25, steps=3)
@@ -265,3 +251,16 @@ def test_under_tight_limits_the_planner_takes_the_largest_batch_they_allow() -> 
     assert planned.sample_rate == 1 / 24
     free = dp_sgd.plan(task, 1520)
     assert dp_sgd.noise_ratio(planned) > dp_sgd.NOISE_TOLERANCE * dp_sgd.noise_ratio(free)
+
+
+def recorded_scales(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The step size (`scale`) of every ghost step train takes from here on, in order."""
+    scales: list[float] = []
+    real_step = ghost_step.GhostDPSGD.step
+
+    def recorded(self: ghost_step.GhostDPSGD, x: torch.Tensor, y: torch.Tensor) -> None:
+        scales.append(self.scale)
+        real_step(self, x, y)
+
+    monkeypatch.setattr(ghost_step.GhostDPSGD, "step", recorded)
+    return scales
