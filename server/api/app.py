@@ -24,7 +24,7 @@ from sangsaeng.shared.rest import API_PREFIX
 from .deps import unprocessable
 from .gate import Gate
 from .request_log import Refusals, RequestLog
-from .routes import audit, catalogue, models, runs, service
+from .routes import admin, audit, catalogue, models, runs, service
 
 log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 2.0
@@ -54,7 +54,7 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
     app.add_middleware(Gate, store=store, prefix=API_PREFIX)  # size and token, before all
     app.add_middleware(RequestLog, store=store, prefix=API_PREFIX,  # around it: logs it too
                        refusals=refusals)
-    for routes in (service, catalogue, models, runs, audit):
+    for routes in (service, catalogue, models, runs, audit, admin):
         app.include_router(routes.router, prefix=API_PREFIX)
     return app
 

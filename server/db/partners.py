@@ -54,6 +54,10 @@ class PartnerQueries:
             row.removed_at = now()
             return True
 
+    def get(self, name: str) -> Partner | None:
+        with self.session() as s:
+            return s.get(Partner, name)
+
     def list(self) -> list[Partner]:
         with self.session() as s:
             return list(s.scalars(select(Partner).order_by(Partner.name)))

@@ -25,6 +25,10 @@ class TokenQueries:
                                .values(revoked_at=now()))
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    def get(self, token_id: int) -> ApiToken | None:
+        with self.session() as s:
+            return s.get(ApiToken, token_id)
+
     def by_sha256(self, token_sha256: str) -> ApiToken | None:
         with self.session() as s:
             return s.scalar(select(ApiToken).filter_by(token_sha256=token_sha256))

@@ -299,7 +299,7 @@ def test_openapi_documents_every_endpoint(api: Api) -> None:
     spec = httpx.get(f"{api.coordinator.api_url}/openapi.json",
                      verify=verify(api.coordinator)).json()
     paths = {(m.upper(), p.removeprefix("/api/v1")) for p, ops in spec["paths"].items()
-             for m in ops}
+             for m in ops if not p.startswith("/api/v1/admin/")}  # test_admin_api.py's
     assert paths == {(m, p.replace("{acme}", "{run_id}").replace("caravan", "{name}"))
                      for m, p in MATRIX}
 

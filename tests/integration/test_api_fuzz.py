@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.accounts import Role, authenticate, create_token
 from sangsaeng.server.api import create_app
 from sangsaeng.server.db import Store
 from sangsaeng.server.deployment.coordinator import Coordinator
@@ -32,10 +32,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, store_url: str):  # type: i
         register_caravan(store)
         tokens = {"startup": create_token(store, "acme-ml", Role.STARTUP, "acme"),
                   "auditor": create_token(store, "kfsa", Role.AUDITOR)}
-        admin = create_token(store, "ops", Role.ADMIN)
         for owner in ("acme", "globex"):
             finished_run(store, owner)
         yield coordinator, tokens
+        admin = create_token(store, "ops", Role.ADMIN)  # made now: fuzzing may revoke any
         for run in store.runs.list(status=OPEN):  # in case a generated task was runnable
             api_stop(coordinator.api_url, admin, run.id, coordinator.ca_file)
     assert coordinator.flower.live_pids() == [] and flower_processes() == []
@@ -58,24 +58,45 @@ OPERATIONS = [(path, method.upper()) for path, ops in create_app(
 def test_api_answers_as_documented_and_never_fails(api_schema, served, path: str,  # type: ignore[no-untyped-def]
                                                    method: str) -> None:
     coordinator, tokens = served
-    # the audit endpoints as the auditor (anyone else gets a 403), the others as a startup
+    # the audit endpoints as the auditor, the admin ones as an admin (anyone else gets a
+    # 403), the others as a startup
+    admin = path.startswith("/api/v1/admin/")
     token = tokens["auditor" if path.startswith("/api/v1/audit/") else "startup"]
     operation = api_schema[path][method]
 
     # A task's cross-field rules (max > min, an mlp's hidden layers, one of σ and target
     # ε, ...) are not expressible in JSON Schema, nor is a safetensors file (any bytes are
-    # schema-valid): schema-valid tasks and uploads may rightly get a 422.
+    # schema-valid), nor a token's tenant that only startups take, nor a key that is a
+    # key: schema-valid tasks (and catalogue entries, with the same features), uploads,
+    # tokens and partners may rightly get a 422.
     excluded = [positive_data_acceptance] if (path, method) in (
-        ("/api/v1/runs", "POST"), ("/api/v1/models", "POST")) else []
+        ("/api/v1/runs", "POST"), ("/api/v1/models", "POST"), ("/api/v1/admin/tokens", "POST"),
+        ("/api/v1/admin/partners", "POST"), ("/api/v1/admin/datasets", "POST")) else []
 
     @given(case=operation.as_strategy())
     @settings(max_examples=100, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     def check(case) -> None:  # type: ignore[no-untyped-def]
-        case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, timeout=30,
+        # an admin token of its own each time: a generated id may revoke the one before
+        bearer = create_token(coordinator.store, "fuzz", Role.ADMIN) if admin else token
+        case.call_and_validate(headers={"Authorization": f"Bearer {bearer}"}, timeout=30,
                                excluded_checks=excluded, verify=str(coordinator.ca_file))
 
-    check()
+    try:
+        check()
+    finally:
+        if admin:  # it may have revoked the module's tokens, or changed its catalogue
+            restore(coordinator.store, tokens)
+
+
+def restore(store: Store, tokens: dict[str, str]) -> None:
+    """The module's startup and auditor tokens live again (new ones for revoked ones), and
+    the caravan entry as registered."""
+    for role, (name, tenant) in {"startup": ("acme-ml", "acme"),
+                                 "auditor": ("kfsa", None)}.items():
+        if authenticate(store, tokens[role]) is None:
+            tokens[role] = create_token(store, name, Role(role), tenant)
+    register_caravan(store)
 
 
 # Numbers JSON parsers accept beyond the standard: NaN and infinities (Python's json reads
