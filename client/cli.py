@@ -14,8 +14,9 @@ from rich.table import Table
 from sangsaeng.shared.cli import REFUSED, USAGE, fail, failing_on
 from sangsaeng.shared.node_keys import NodeKeyError, create_node_key, node_public_key
 from sangsaeng.shared.signing import SigningKeyError, create_key, load_key, public_key_of
+from sangsaeng.shared.tables import numbers, print_table
 
-from .budget import LedgerBroken, dataset_budget
+from .budget import DatasetBudget, LedgerBroken, dataset_budget
 from .ledger import (
     LedgerExists,
     LedgerMismatch,
@@ -100,15 +101,19 @@ def budget(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
             continue
         except (LedgerBroken, LedgerMismatch) as err:
             fail(f"{policy.partner} / {name}: {err}; no budget can be read from it")
-        table = Table(title=f"{b.partner} / {b.dataset}: spent ε {b.spent:.3f} of cap "
-                            f"{b.cap:g} (δ={b.delta:g}), remaining {b.remaining:.3f}",
-                      caption="ε per run is that run alone; runs compose by the accountant, "
-                              "so they do not add up to the lifetime ε")
-        for col in ["run", "rounds reserved", "committed", "ε of the run"]:
-            table.add_column(col, justify="right")
-        for r in b.runs:
-            table.add_row(r.run_id, str(r.rounds), str(r.committed), f"{r.epsilon:.3f}")
-        console.print(table)
+        print_budget(b, console)
+
+
+def print_budget(b: DatasetBudget, console: Console) -> None:
+    """A dataset's budget: the lifetime figures in the title, a row per run."""
+    table = Table(title=f"{b.partner} / {b.dataset}: spent ε {b.spent:.3f} of cap "
+                        f"{b.cap:g} (δ={b.delta:g}), remaining {b.remaining:.3f}",
+                  caption="ε per run is that run alone; runs compose by the accountant, "
+                          "so they do not add up to the lifetime ε")
+    numbers(table, ["run", "rounds reserved", "committed", "ε of the run"])
+    for r in b.runs:
+        table.add_row(r.run_id, str(r.rounds), str(r.committed), f"{r.epsilon:.3f}")
+    print_table(console, table)
 
 
 @ledger_app.command()

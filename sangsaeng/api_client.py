@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -33,6 +34,16 @@ class SangsaengApi(ApiClient):
 
     def datasets(self) -> list[DatasetEntry]:
         return [DatasetEntry.model_validate(d) for d in self._call("GET", "/datasets")]
+
+    def dataset(self, name: str) -> DatasetEntry | None:
+        """The catalogue entry of `name`; None if there is none."""
+        try:  # quoted whole: a name is one path segment, whatever it holds
+            return DatasetEntry.model_validate(self._call("GET",
+                                                          f"/datasets/{quote(name, safe='')}"))
+        except ApiError as err:
+            if err.status == httpx.codes.NOT_FOUND:
+                return None
+            raise
 
     def upload_model(self, weights: bytes) -> BaseModelOut:
         """Upload base weights (safetensors bytes); the answer names them by sha256."""

@@ -1,5 +1,5 @@
 """The `sangsaeng` command: every role's CLI under one name (each lives with its role),
-the startup's `run` commands, task checks and the demo."""
+the startup's `run` and `catalogue` commands, task checks and the demo."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sangsaeng.server.cli import admin_app, serve
 from sangsaeng.shared.cli import failing_on
 from sangsaeng.shared.task import TaskSpecError, load_task
 
+from .catalogue_cli import app as catalogue_app
 from .run_cli import app as run_app
 
 app = typer.Typer(help="Sangsaeng: federated DP-SGD on partners' private tables.",
@@ -23,6 +24,7 @@ task_app = typer.Typer(help="Task specs (what a startup submits).", no_args_is_h
 app.add_typer(task_app, name="task")
 app.add_typer(client_app, name="client")
 app.add_typer(run_app, name="run")
+app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.command("server")(serve)

@@ -19,6 +19,7 @@ from sangsaeng.shared.cli import REFUSED, USAGE, CaOption, fail, failing_on
 from sangsaeng.shared.node_keys import NodeKeyError, parse_node_key
 from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
+from sangsaeng.shared.tables import numbers, print_table
 
 from .accounts import Role, create_token
 from .db import Store, StoreSchemaError
@@ -88,12 +89,22 @@ def token_create(
 @token_app.command("list")
 def token_list(store_url: StoreOption = None) -> None:
     """Every token: id, holder, role, tenant, and whether it is revoked."""
-    table = Table("id", "name", "role", "tenant", "created", "revoked")
+    wide, narrow = Table(), Table()
+    for table in (wide, narrow):
+        table.add_column("id", justify="right", no_wrap=True)
+        table.add_column("name")  # the holder, in words: wraps between them
+        table.add_column("role", no_wrap=True)
+        table.add_column("tenant", no_wrap=True)
+    wide.add_column("created", no_wrap=True)
+    wide.add_column("revoked", no_wrap=True)
+    narrow.add_column("created\nrevoked", no_wrap=True)  # narrow terminals: one column
     for t in _store(store_url).tokens.list():
-        table.add_row(str(t.id), t.name, t.role, t.tenant or "-",
-                      t.created_at.strftime("%Y-%m-%d %H:%M"),
-                      t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "")
-    console.print(table)
+        created = t.created_at.strftime("%Y-%m-%d %H:%M")
+        revoked = t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else ""
+        about = [str(t.id), escape(t.name), t.role, escape(t.tenant or "-")]
+        wide.add_row(*about, created, revoked)
+        narrow.add_row(*about, f"{created}\n{revoked}" if revoked else created)
+    print_table(console, wide, narrow)
 
 
 @token_app.command("revoke")
@@ -121,11 +132,21 @@ def dataset_add(path: Path, store_url: StoreOption = None) -> None:
 
 @dataset_app.command("list")
 def dataset_list(store_url: StoreOption = None) -> None:
-    table = Table("name", "features", "target", "partners", "rows (rounded)")
+    wide = Table()
+    wide.add_column("name", no_wrap=True)
+    numbers(wide, ["features"])
+    wide.add_column("target", no_wrap=True)
+    numbers(wide, ["partners", "rows (rounded)"])
+    # Narrow terminals: the target on a line under the name, shorter headers.
+    narrow = Table()
+    narrow.add_column("name\ntarget")
+    numbers(narrow, ["features", "partners", "rows\n(rounded)"])
     for row in _store(store_url).catalogue.list():
         e = DatasetEntry.model_validate_json(row.entry_json)
-        table.add_row(e.name, str(len(e.features)), e.target.name, str(e.partners), str(e.rows))
-    console.print(table)
+        sizes = [str(len(e.features)), str(e.partners), str(e.rows)]
+        wide.add_row(e.name, sizes[0], escape(e.target.name), *sizes[1:])
+        narrow.add_row(f"{e.name}\n{escape(e.target.name)}", *sizes)
+    print_table(console, wide, narrow)
 
 
 @partner_app.command("add")
@@ -168,13 +189,19 @@ def partner_remove(name: str, store_url: StoreOption = None) -> None:
 
 @partner_app.command("list")
 def partner_list(store_url: StoreOption = None) -> None:
-    table = Table("partner", "signing key (Ed25519)", "node key", "node id", "registered",
-                  "removed")
+    # A node key's OpenSSH line (about 200 characters) fits no terminal: its last 16
+    # characters tell keys apart; the whole line is what the partner's `sangsaeng client
+    # node-key show` prints and what `partner add --node-key` registered.
+    table = Table()
+    for col in ["partner", "signing key (Ed25519)", "node key (last 16)", "node id",
+                "registered", "removed"]:
+        table.add_column(col, no_wrap=True)
     for p in _store(store_url).partners.list():
-        table.add_row(p.name, p.public_key, f"…{p.node_key[-16:]}" if p.node_key else "-",
+        table.add_row(escape(p.name), p.public_key, p.node_key[-16:] if p.node_key else "-",
                       p.node_id or "-", p.registered_at.strftime("%Y-%m-%d %H:%M"),
                       p.removed_at.strftime("%Y-%m-%d %H:%M") if p.removed_at else "")
-    console.print(table)
+    # Narrow terminals (under about 150 columns): a record per partner.
+    print_table(console, table)
 
 
 def _text_or_file(value: str) -> str:

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -49,6 +50,7 @@ from sangsaeng.shared.node_keys import create_node_key, node_public_key
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.rest.runs import RunOut
 from sangsaeng.shared.signing import create_key, load_key, public_key_of
+from sangsaeng.shared.tables import numbers, print_table
 from sangsaeng.shared.task import TaskSpec, load_task
 from sangsaeng.views import fmt, print_run, watch_run
 
@@ -241,14 +243,7 @@ def _stop(api: SangsaengApi, run_id: int) -> None:
 def _print_summary(result: DemoResult, console: Console) -> None:
     run = result.run
     print_run(run, console)
-    budget = Table(title="Each partner's lifetime budget on the dataset (its own ledger)")
-    for col in ["partner", "ε this run", "ε lifetime", "cap", "remaining", "runs"]:
-        budget.add_column(col, justify="right" if col != "partner" else "left")
-    for b in result.budgets:
-        this_run = next((r.epsilon for r in b.runs if str(r.run_id) == run.flower_run_id), None)
-        budget.add_row(b.partner, fmt(this_run, 2), fmt(b.spent, 2), f"{b.cap:g}",
-                       fmt(b.remaining, 2), str(len(b.runs)))
-    console.print(budget)
+    print_budgets(result.budgets, run.flower_run_id, console)
     reports = [p for r in run.rounds for p in r.privacy]
     base = "" if result.base_auc is None else f"Base model's AUC {fmt(result.base_auc)} → "
     console.print(f"{base}Federated DP model's AUC {fmt(result.model_auc)} vs centralized "
@@ -264,3 +259,22 @@ def _print_summary(result: DemoResult, console: Console) -> None:
     console.print(f"Audit report: {result.report_path} (and .json beside it)")
     if run.status != COMPLETED:
         console.print(f"[red]Run {run.status}[/]")
+
+
+def print_budgets(budgets: list[DatasetBudget], flower_run_id: str | None,
+                  console: Console) -> None:
+    """Each partner's budget on the dataset, from its own ledger: what the run spent, the
+    lifetime ε, the cap, what remains, and how many runs spent it."""
+    title = "Each partner's lifetime budget on the dataset (its own ledger)"
+    budget, short = Table(title=title), Table(title=title)
+    budget.add_column("partner", no_wrap=True)
+    numbers(budget, ["ε this run", "ε lifetime", "cap", "remaining", "runs"])
+    short.add_column("partner", no_wrap=True)  # narrow terminals: shorter headers
+    numbers(short, ["ε run", "ε life", "cap", "left", "runs"])
+    for b in budgets:
+        this_run = next((r.epsilon for r in b.runs if str(r.run_id) == flower_run_id), None)
+        row = [escape(b.partner), fmt(this_run, 2), fmt(b.spent, 2), f"{b.cap:g}",
+               fmt(b.remaining, 2), str(len(b.runs))]
+        budget.add_row(*row)
+        short.add_row(*row)
+    print_table(console, budget, short)
