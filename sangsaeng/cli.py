@@ -10,16 +10,20 @@ import typer
 from rich.console import Console
 
 from sangsaeng.audit.cli import app as audit_app
+from sangsaeng.audit.uploads import verify_records
 from sangsaeng.client.cli import app as client_app
-from sangsaeng.server.cli import admin_app, serve
+from sangsaeng.server.cli import VERIFIER, admin_app, serve
 from sangsaeng.shared.cli import failing_on
 from sangsaeng.shared.task import TaskSpecError, load_task
 
 from .catalogue_cli import app as catalogue_app
 from .run_cli import app as run_app
 
+# The dashboard's verification page runs the auditor's checks: `sangsaeng server` gets them
+# through the command's context.
 app = typer.Typer(help="Sangsaeng: federated DP-SGD on partners' private tables.",
-                  no_args_is_help=True, add_completion=False)
+                  no_args_is_help=True, add_completion=False,
+                  context_settings={"obj": {VERIFIER: verify_records}})
 task_app = typer.Typer(help="Task specs (what a startup submits).", no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(client_app, name="client")

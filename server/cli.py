@@ -43,6 +43,9 @@ store_app = typer.Typer(help="The coordinator's store: its schema's revision.",
                         no_args_is_help=True)
 admin_app.add_typer(store_app, name="store")
 console = Console()
+# ctx.obj[<this>]: the auditor's checks for the dashboard, handed in by the command that
+# assembles the roles (the server does not import the audit role)
+VERIFIER = "verifier"
 
 StoreOption = Annotated[str | None, typer.Option(
     "--store-url", envvar=STORE_URL_ENV, show_default=False,
@@ -266,6 +269,7 @@ def store_upgrade(store_url: StoreOption = None) -> None:
 
 
 def serve(
+    ctx: typer.Context,
     api_host: Annotated[str, typer.Option(help="Where startups and auditors reach the API.")]
     = "127.0.0.1",
     api_port: Annotated[int, typer.Option()] = 8000,
@@ -313,7 +317,8 @@ def serve(
         coordinator = Coordinator(workdir, store_url(), api_host, api_port, fleet_host,
                                   fleet_port, persistent_superlink=True,
                                   fleet_allow=allow or ANYWHERE,
-                                  tls=TlsFiles(tls_certfile, tls_keyfile))
+                                  tls=TlsFiles(tls_certfile, tls_keyfile),
+                                  verifier=(ctx.obj or {}).get(VERIFIER))
 
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops it as cleanly as Ctrl-C

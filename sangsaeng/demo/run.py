@@ -34,6 +34,7 @@ from rich.table import Table
 from sangsaeng.api_client import SangsaengApi
 from sangsaeng.audit.fetch import AuditApi, fetch
 from sangsaeng.audit.report import AuditReport, write_report
+from sangsaeng.audit.uploads import verify_records
 from sangsaeng.audit.verify import LoadedLedger, Verification, verify
 from sangsaeng.audit.views import print_verification
 from sangsaeng.client.budget import DatasetBudget, dataset_budget
@@ -153,7 +154,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
                   f"'{task.dataset}'; task {task.sha256()[:12]} ({task.model.kind}, "
                   f"{task.rounds} rounds, σ={task.dp.noise_multiplier or 'from target ε'}, "
                   f"δ={task.dp.delta:g})")
-    with Coordinator(workdir, store_url) as coordinator:
+    with Coordinator(workdir, store_url, verifier=verify_records) as coordinator:
         # The operator's part: publish the dataset's schema, give the startup a token.
         coordinator.store.catalogue.put(entry.name, entry.model_dump_json())
         token = create_token(coordinator.store, "demo", Role.STARTUP, DEMO_TENANT)

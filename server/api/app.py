@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from sangsaeng import __version__
+from sangsaeng.server import web
 from sangsaeng.server.db import Store
 from sangsaeng.server.flower.control import FlowerControl
 from sangsaeng.server.flower.node_registry import sync_nodes
 from sangsaeng.server.runs.lifecycle import SuperLinkUnavailable
 from sangsaeng.server.runs.reconcile import reconcile_open_runs
+from sangsaeng.server.web.verification import Verifier
 from sangsaeng.shared.rest import API_PREFIX
 
 from .deps import unprocessable
@@ -30,10 +32,12 @@ log = logging.getLogger(__name__)
 RECONCILE_SECONDS = 2.0
 
 
-def create_app(store: Store, control: FlowerControl) -> FastAPI:
+def create_app(store: Store, control: FlowerControl,
+               verifier: Verifier | None = None) -> FastAPI:
     """The API over `store`, driving Flower through `control` (the SuperLink's private
-    Control API). A background task keeps open runs in the store, and the partners' nodes
-    the SuperLink lets in, in step with Flower."""
+    Control API), and the dashboard beside it (its auditor's page verifies with `verifier`,
+    the audit role's checks). A background task keeps open runs in the store, and the
+    partners' nodes the SuperLink lets in, in step with Flower."""
 
     refusals = Refusals()
 
@@ -56,6 +60,7 @@ def create_app(store: Store, control: FlowerControl) -> FastAPI:
                        refusals=refusals)
     for routes in (service, catalogue, models, runs, audit, admin):
         app.include_router(routes.router, prefix=API_PREFIX)
+    web.attach(app, verifier)
     return app
 
 

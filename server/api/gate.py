@@ -10,6 +10,11 @@ bodies held at once stay within IN_FLIGHT_BYTES (503 beyond), each must arrive w
 BODY_SECONDS (408), and a body cut off by a disconnect never reaches its route. The
 account found here is the one the routes use (deps.current_account), so the token is
 looked up once, by the same rules.
+
+The dashboard's session cookie (server/web/session.py) holds a token too. It is taken only
+for GET and HEAD, which change nothing: the browser follows a run's events and downloads
+a model with it. Anything that changes state needs the bearer header (the dashboard's
+forms, checked for CSRF, call the API in process with it).
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import asyncio
 import json
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sangsaeng.server.accounts import Role, authenticate
 from sangsaeng.server.db import Store
+from sangsaeng.server.web.session import SESSION_COOKIE
 from sangsaeng.shared.models import MAX_WEIGHTS_BYTES
 
 ACCOUNT_KEY = "account"  # request.state.<this>: the caller's Account, or None
@@ -48,7 +55,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        token = _bearer(scope)
+        token = _bearer(scope) or _session_cookie(scope)
         account = await run_in_threadpool(authenticate, self.store, token) if token else None
         state[ACCOUNT_KEY] = account
         if account is None:
@@ -104,6 +111,15 @@ def _bearer(scope: Scope) -> str | None:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None
+
+
+def _session_cookie(scope: Scope) -> str | None:
+    if scope["method"] not in ("GET", "HEAD"):
+        return None
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            return cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE) or None
     return None
 
 

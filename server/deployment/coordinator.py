@@ -18,6 +18,7 @@ from types import TracebackType
 from sangsaeng.server.api import create_app
 from sangsaeng.server.db import Store
 from sangsaeng.server.flower.control import FlowerControl
+from sangsaeng.server.web.verification import Verifier
 
 from .certificates import TlsFiles, issue_server
 from .fleet_proxy import ANYWHERE, create_fleet_proxy
@@ -38,6 +39,9 @@ class Coordinator:
     # The API's and the Fleet proxy's certificate; None: one the internal CA issues for
     # the listening hosts (the demo, tests), which clients verify with `ca_file`.
     tls: TlsFiles | None = None
+    # The auditor's checks for the dashboard's verification page (the audit role's; the
+    # server does not import it). None: that page points to `sangsaeng audit verify`.
+    verifier: Verifier | None = None
 
     def __post_init__(self) -> None:
         self._stack = contextlib.ExitStack()
@@ -75,7 +79,8 @@ class Coordinator:
                 self.flower.address, self.store.partners.admitted_node_keys, self.fleet_allow,
                 ssl.create_default_context(cafile=internal_ca))
             self.services = stack.enter_context(Services([
-                Listener(create_app(self.store, control), self.api_host, self.api_port, tls),
+                Listener(create_app(self.store, control, self.verifier), self.api_host,
+                         self.api_port, tls),
                 Listener(fleet, self.fleet_host, self.fleet_port, tls),
             ]))
             self._stack = stack.pop_all()
