@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sangsaeng.shared.web import SECURITY_HEADERS, STATIC_DIR
 
 from ..policy import PartnerPolicy, PolicyError, TaskRefused
-from .pages import STATIC_URL, render_dataset, render_error, render_index
+from .pages import STATIC_URL, Known, render_dataset, render_error, render_index
 
 LOOPBACK = "127.0.0.1"
 
@@ -68,6 +68,8 @@ def create_app(policy_path: Path, port: int) -> ASGIApp:
     """The page for the policy at `policy_path`, served at 127.0.0.1:`port`. The policy
     and the ledgers are read again on every request, as each `client budget` reads them."""
 
+    known: Known = {}  # ε after each entry, computed once per process (the ledger only grows)
+
     def load() -> PartnerPolicy:
         return PartnerPolicy.load(policy_path)
 
@@ -79,7 +81,7 @@ def create_app(policy_path: Path, port: int) -> ASGIApp:
 
     def dataset(request: Request) -> Response:
         try:
-            return HTMLResponse(render_dataset(load(), request.path_params["name"]))
+            return HTMLResponse(render_dataset(load(), request.path_params["name"], known))
         except PolicyError as err:
             return _error(500, str(err))
         except TaskRefused as err:  # no such dataset in the policy

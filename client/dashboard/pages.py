@@ -30,14 +30,19 @@ class DatasetView:
     timeline: list[tuple[int, float]] = field(default_factory=list)  # only on its own page
 
 
-def _read(policy: PartnerPolicy, name: str, timeline: bool) -> DatasetView:
+# ε after a ledger entry, by the entry's hash and δ (see epsilon_timeline)
+Known = dict[tuple[str, float], float]
+
+
+def _read(policy: PartnerPolicy, name: str, timeline: bool,
+          known: Known | None = None) -> DatasetView:
     try:
         read = dataset_ledger(policy, name)
     except (LedgerMissing, LedgerMismatch) as err:
         return DatasetView(name, problem=str(err))
     view = DatasetView(name, read)
     if timeline and read.budget is not None:  # a broken chain's history is not accounted
-        view.timeline = epsilon_timeline(read.entries, read.budget.delta)
+        view.timeline = epsilon_timeline(read.entries, read.budget.delta, known=known)
     return view
 
 
@@ -54,10 +59,11 @@ def render_index(policy: PartnerPolicy) -> str:
         static_url=STATIC_URL, partner=policy.partner, views=views, bars=bars)
 
 
-def render_dataset(policy: PartnerPolicy, name: str) -> str:
-    """Raises policy.TaskRefused if the policy has no dataset `name`."""
+def render_dataset(policy: PartnerPolicy, name: str, known: Known | None = None) -> str:
+    """Raises policy.TaskRefused if the policy has no dataset `name`. `known`: ε's computed
+    for earlier requests, kept by a long-running server."""
     policy.dataset(name)
-    view = _read(policy, name, timeline=True)
+    view = _read(policy, name, timeline=True, known=known)
     series = [Series("lifetime ε", view.timeline)] if view.timeline else []
     return _env.get_template("dataset.html").render(
         static_url=STATIC_URL, partner=policy.partner, view=view, series=series, when=_when)

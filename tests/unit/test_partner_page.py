@@ -79,6 +79,24 @@ def test_epsilon_over_time_is_the_accountant_over_each_prefix(tmp_path: Path) ->
     assert 'class="cap"' in page  # the cap drawn on the chart
 
 
+def test_a_long_ledger_is_accounted_at_spread_entries_and_the_last(tmp_path: Path) -> None:
+    policy = PartnerPolicy.load(spent_policy(tmp_path, [PastRun("1", 9, 9, ROUND)]))
+    read = dataset_ledger(policy, "caravan")
+    assert read.budget is not None
+    known: dict[tuple[str, float], float] = {}
+    timeline = epsilon_timeline(read.entries, DELTA, max_points=3, known=known)
+    # reserves are entries 1, 3, ..., 17: the 1st, 5th and 9th are accounted, each with the
+    # commit after it
+    assert [seq for seq, _ in timeline] == [0, 1, 2, 9, 10, 17, 18]
+    assert timeline[-1][1] == read.budget.spent and len(known) == 3
+    five = [m for e in read.entries[:9] if e.kind == "reserve" for m in e.mechanisms()]
+    assert timeline[3][1] == epsilon(five, DELTA)  # after entry 9, the 5th reserve
+    known[read.entries[-2].hash, DELTA] = -1.0  # remembered values are not recomputed
+    assert epsilon_timeline(read.entries, DELTA, max_points=3, known=known)[-1][1] == -1.0
+    page = text(render_dataset(policy, "caravan"))  # the default spread: every entry
+    assert "on a ledger this long" not in page
+
+
 def test_names_from_files_are_rendered_inert(tmp_path: Path) -> None:
     policy = PartnerPolicy.load(filled_policy(tmp_path, partner=SCRIPT))
     # a dataset name no loaded policy allows (the schema's name pattern), to test escaping
