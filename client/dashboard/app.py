@@ -103,6 +103,9 @@ def serve(policy_path: Path, port: int, announce: Callable[[str], None]) -> None
     """Bind 127.0.0.1:`port` (0: any free port), `announce` the page's URL, then serve
     until interrupted. Raises OSError if the port cannot be bound."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # a restart right after Ctrl-C binds again (past connections in TIME_WAIT); on Linux
+    # this never lets two servers listen on one port
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((LOOPBACK, port))
         sock.listen(64)

@@ -5,6 +5,7 @@ escaped, and a server that answers only GETs for its loopback Host."""
 from __future__ import annotations
 
 import re
+import socket
 import sqlite3
 from html import unescape
 from pathlib import Path
@@ -152,3 +153,9 @@ def test_the_dashboard_listens_on_loopback_only(tmp_path: Path) -> None:
     path = filled_policy(tmp_path)
     refused = sangsaeng("client", "dashboard", "--policy", str(path), "--host", "0.0.0.0")
     assert refused.returncode == 2 and "serves on 127.0.0.1 only" in refused.stdout
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = sangsaeng("client", "dashboard", "--policy", str(path), "--port", port)
+    assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stdout
