@@ -116,6 +116,34 @@ def print_budget(b: DatasetBudget, console: Console) -> None:
     print_table(console, table)
 
 
+@app.command()
+def dashboard(
+    policy_path: PolicyOption,
+    host: Annotated[str, typer.Option(
+        help="Only 127.0.0.1: the page is the partner's own.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Loopback port (0: any free one).")] = 8700,
+) -> None:
+    """Serve this partner's ledger and budget per dataset as a read-only web page on
+    127.0.0.1: the figures `budget` prints, ε over the ledger's life, the hash chain's
+    verification."""
+    from .dashboard import LOOPBACK, serve  # the web stack loads only for this command
+
+    _load(policy_path, None)  # a bad policy stops here, before anything listens
+    if host != LOOPBACK:
+        fail(f"--host {host}: the dashboard serves on {LOOPBACK} only, since it shows the "
+             "partner's budget to whoever reaches it (from another machine, use an SSH "
+             "tunnel)", USAGE)
+
+    def announce(url: str) -> None:
+        sys.stdout.write(f"{policy_path}: partner page at {url} (Ctrl-C stops it)\n")
+        sys.stdout.flush()  # a pipe buffers; whoever waits for the URL needs it now
+
+    try:
+        serve(policy_path, port, announce)
+    except OSError as err:
+        fail(f"cannot listen on {LOOPBACK}:{port}: {err.strerror}", REFUSED)
+
+
 @ledger_app.command()
 def init(policy_path: PolicyOption, dataset: DatasetOption = None) -> None:
     """Make each dataset's ledger, bound to its data file (training never makes one, so a

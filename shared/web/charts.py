@@ -64,9 +64,10 @@ def line_chart(series: Sequence[Series], title: str, x_label: str, y_label: str,
     parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 4}" text-anchor="middle">'
                  f'{escape(x_label)}</text>')
     if cap is not None:
+        # labelled inside the plot, above its line: the legend's column stays clear
         parts.append(f'<line class="cap" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{py(cap):.1f}" '
-                     f'y2="{py(cap):.1f}"/><text x="{LEFT + plot_w + 6}" y="{py(cap) + 4:.1f}">'
-                     f'{escape(cap_label)} {_number(cap)}</text>')
+                     f'y2="{py(cap):.1f}"/><text x="{LEFT + plot_w - 4}" y="{py(cap) - 4:.1f}" '
+                     f'text-anchor="end">{escape(cap_label)} {_number(cap)}</text>')
     for i, s in enumerate(series):
         style = f"s{i % SERIES_STYLES}"
         points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in s.points)
