@@ -21,12 +21,12 @@ from sangsaeng.shared.rest.catalogue import CatalogueError, DatasetEntry
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 from sangsaeng.shared.tables import numbers, print_table
 
-from .accounts import Role, create_token
+from . import admin
+from .accounts import Role
 from .db import Store, StoreSchemaError
 from .db.engine import store_engine
 from .db.partners import PartnerKeyTaken
 from .db.schema import upgrade
-from .db.tables import MAX_ID
 from .settings import STORE_URL_ENV, store_url
 
 admin_app = typer.Typer(help="Operators: API tokens, the dataset catalogue, partners' keys "
@@ -83,9 +83,8 @@ def token_create(
     """Create a token and print it once (only its hash is kept)."""
     store = _store(store_url)
     with failing_on(ValueError):
-        token = create_token(store, name, role, tenant)
-    _audit(store, "token create", f"'{name}', role {role.value}"
-           + (f", tenant {tenant}" if tenant else ""))
+        row, token = admin.issue_token(store, name, role, tenant)
+    _audit(store, "token create", admin.token_detail(row))
     print(token)
 
 
@@ -114,9 +113,9 @@ def token_list(store_url: StoreOption = None) -> None:
 def token_revoke(token_id: int, store_url: StoreOption = None) -> None:
     """Revoke a token: it stops working at once."""
     store = _store(store_url)
-    if not 0 < token_id <= MAX_ID or not store.tokens.revoke(token_id):
-        fail(f"no live token {token_id}")
-    _audit(store, "token revoke", f"token {token_id}")
+    with failing_on(admin.NotFound):
+        row = admin.revoke_token(store, token_id)
+    _audit(store, "token revoke", admin.token_detail(row))
     console.print(f"token {token_id} revoked")
 
 
@@ -127,8 +126,9 @@ def dataset_add(path: Path, store_url: StoreOption = None) -> None:
     with failing_on(CatalogueError):
         entry = DatasetEntry.from_file(path)
     store = _store(store_url)
-    store.catalogue.put(entry.name, entry.model_dump_json())
-    _audit(store, "dataset add", f"'{entry.name}'")
+    replaced = admin.put_dataset(store, entry)
+    _audit(store, "dataset add", f"{'replaced' if replaced else 'added'} "
+           + admin.dataset_detail(entry))
     console.print(f"dataset '{entry.name}': {len(entry.features)} features, "
                   f"~{entry.rows} rows over {entry.partners} partners")
 
@@ -165,18 +165,18 @@ def partner_add(
 ) -> None:
     """Register a partner: the coordinator lets its node in by its node key (within
     seconds, if it is running) and checks its ledger exports against its signing key."""
-    with failing_on(SigningKeyError, NodeKeyError):
+    with failing_on(SigningKeyError, NodeKeyError):  # before the store: changes nothing
         parse_public_key(public_key)
         node = parse_node_key(_text_or_file(node_key)) if node_key else None
     store = _store(store_url)
     with failing_on(PartnerKeyTaken, code=1):
-        if not store.partners.put(name, public_key, node, replace=replace):
+        try:
+            row = admin.register_partner(store, name, public_key, node, replace=replace)
+        except admin.AlreadyRegistered:
             fail(f"partner '{name}' is registered; --replace to change its keys")
-    _audit(store, "partner add", f"'{name}', key {public_key}"
-           + (f", node key {node.split()[1][-16:]}" if node else ", no node key"))
-    has_node_key = any(p.node_key for p in store.partners.list() if p.name == name)
+    _audit(store, "partner add", admin.partner_detail(row))
     console.print(f"partner '{escape(name)}' registered"
-                  + ("" if has_node_key else " (no node key: its node cannot join runs)"))
+                  + ("" if row.node_key else " (no node key: its node cannot join runs)"))
 
 
 @partner_app.command("remove")
@@ -184,9 +184,9 @@ def partner_remove(name: str, store_url: StoreOption = None) -> None:
     """Cut a partner off: its node is refused from its next request on. Its records and
     keys stay, so what it did remains verifiable."""
     store = _store(store_url)
-    if not store.partners.remove(name):
-        fail(f"no registered partner '{name}'")
-    _audit(store, "partner remove", f"'{name}'")
+    with failing_on(admin.NotFound):
+        row = admin.remove_partner(store, name)
+    _audit(store, "partner remove", admin.partner_detail(row))
     console.print(f"partner '{escape(name)}' removed; its node is refused within seconds")
 
 

@@ -24,6 +24,7 @@ from sangsaeng.client.ledger import export_ledger
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.demo.data import write_partitions
 from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.admin import fingerprint
 from sangsaeng.server.api import create_app
 from sangsaeng.server.db import Store
 from sangsaeng.server.deployment.coordinator import Coordinator
@@ -456,7 +457,7 @@ def test_operator_commands_are_in_the_audit_log(records: Records) -> None:
     ).fetchone()
     assert actor.startswith("operator ") and (role, action, outcome) == (
         "admin", "cli: admin partner add", "ok")
-    assert detail == f"'east-credit', key {key}, no node key"
+    assert detail == f"partner 'east-credit', signing key {fingerprint(key)}, no node key"
     result = records.verify()
     assert "audit log: ok" in result.stdout and failures(result) == []  # the chain holds
     # issue 15, finding 9: a registered partner may have spent without a record here
