@@ -140,7 +140,8 @@ def print_dataset(entry: DatasetEntry, console: Console) -> None:
     """One dataset's schema: what a task may name, exactly as the partners declared it."""
     console.print(f"[bold]{entry.name}[/]" + (f": {escape(entry.description)}"
                                                if entry.description else ""))
-    console.print(f"held by {entry.partners} partner(s); about {entry.rows:,} rows in all "
+    named = f" ({escape(', '.join(entry.holders))})" if entry.holders else ""
+    console.print(f"held by {entry.partners} partner(s){named}; about {entry.rows:,} rows in all "
                   f"(rounded to the nearest {ROW_ROUNDING})")
     table = Table(title="features")
     table.add_column("column", no_wrap=True)

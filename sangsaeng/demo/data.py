@@ -97,12 +97,14 @@ CARAVAN_DESCRIPTION = ("CoIL 2000 insurance customers (ISLP Caravan): 85 socio-d
 
 
 def write_schema(path: Path, task: TaskSpec, data_paths: list[Path],
-                 description: str = CARAVAN_DESCRIPTION) -> Path:
+                 description: str = CARAVAN_DESCRIPTION, holders: list[str] | None = None
+                 ) -> Path:
     """The dataset's catalogue entry with the task's columns: the schema the demo's
-    partners declare in their policies and the operator publishes."""
+    partners declare in their policies and the operator publishes (naming `holders`, if
+    given: the partners holding `data_paths`)."""
     entry = DatasetEntry(name=task.dataset, features=task.features, target=task.target,
                          partners=len(data_paths), rows=sum(map(public_rows, data_paths)),
-                         description=description)
+                         description=description, holders=holders or [])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(entry.model_dump_json(indent=2))
     return path

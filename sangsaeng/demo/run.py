@@ -133,7 +133,7 @@ def run_demo(workdir: Path, task_path: Path | None = None, store_url: str | None
     # publishes it in the catalogue (every column of the table but the ids); kept for
     # `sangsaeng admin dataset add` against a `sangsaeng server` of your own.
     schema = write_schema(workdir / f"{task.dataset}.catalogue.json", task, data_paths,
-                          dataset.description)
+                          dataset.description, holders=list(PARTNERS))
     entry = DatasetEntry.from_file(schema)
     # The startup's base model, trained on public data before it asks partners for theirs
     # (the partners' policies accept it by its sha256, as the upload will name it).

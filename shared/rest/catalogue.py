@@ -7,8 +7,16 @@ with the partners who hold the data; the coordinator never sees a row.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sangsaeng.shared.files import DocumentError, read_document
 from sangsaeng.shared.task import Feature, TargetSpec, describe
@@ -28,6 +36,9 @@ class DatasetEntry(BaseModel):
     features: list[Feature] = Field(min_length=1)
     target: TargetSpec
     partners: int = Field(ge=0, description="partner datasets holding this schema")
+    holders: list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")]
+                  ] = Field(default_factory=list, description="the partners holding it, "
+                            "where they agreed to be named (empty: not published)")
     rows: int = Field(ge=0, description=f"rows over all partners, to the nearest "
                                         f"{ROW_ROUNDING}")
 
@@ -35,6 +46,13 @@ class DatasetEntry(BaseModel):
     @classmethod
     def _rounded(cls, rows: int) -> int:
         return round(rows / ROW_ROUNDING) * ROW_ROUNDING
+
+    @model_validator(mode="after")
+    def _holders(self) -> DatasetEntry:
+        if self.holders and len(set(self.holders)) != self.partners:
+            raise ValueError(f"'holders' names {len(set(self.holders))} distinct partners, "
+                             f"'partners' counts {self.partners}")
+        return self
 
     @classmethod
     def from_file(cls, path: Path) -> DatasetEntry:
