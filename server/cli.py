@@ -326,8 +326,8 @@ def serve(
     signal.signal(signal.SIGTERM, on_term)
     shown_store = make_url(coordinator.store.url).render_as_string(hide_password=True)
     with coordinator:
-        console.print(f"API: {coordinator.api_url}/docs  ·  partners' SuperNodes: "
-                      f"--superlink {coordinator.fleet_address} (from "
+        console.print(f"dashboard: {coordinator.api_url}/  ·  API: {coordinator.api_url}/docs"
+                      f"  ·  partners' SuperNodes: --superlink {coordinator.fleet_address} (from "
                       f"{', '.join(coordinator.fleet_allow)})  ·  store: "
                       f"{shown_store}\nCtrl-C stops it.")
         try:

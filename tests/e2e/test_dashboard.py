@@ -79,7 +79,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         register_caravan(c.store)
         c.store.catalogue.put("xss-probe", DatasetEntry(
             name="xss-probe", description=XSS, features=TASK.features, target=TASK.target,
-            partners=0, rows=0).model_dump_json())
+            partners=1, holders=[XSS], rows=0).model_dump_json())
         for name, data_path in zip(PARTNERS, paths, strict=True):
             join(c, name, caravan_policy(workdir / "partners", name, data_path))
         tokens = {"admin": create_token(c.store, "ops", Role.ADMIN),
@@ -268,7 +268,8 @@ def test_every_state_changing_form_needs_its_csrf_value_and_our_origin(
     from sangsaeng.server.web.session import csrf_for
     forms = ["/sign-out", "/runs/new", f"/runs/{dashboard.globex_run}/stop",
              "/operator/tokens", "/operator/tokens/1/revoke", "/operator/partners",
-             "/operator/partners/north-bank/remove", "/operator/datasets", "/audit/verify"]
+             "/operator/partners/north-bank/remove", "/operator/datasets",
+             "/operator/datasets/caravan/remove", "/audit/verify"]
     before = len(dashboard.coordinator.store.tokens.list())
     with dashboard.cookie_client(token) as browser:
         for path in forms:
@@ -282,15 +283,44 @@ def test_every_state_changing_form_needs_its_csrf_value_and_our_origin(
     assert len(dashboard.coordinator.store.tokens.list()) == before
     assert dashboard.coordinator.store.tokens.list()[0].revoked_at is None
     assert all(p.removed_at is None for p in dashboard.coordinator.store.partners.list())
+    assert dashboard.coordinator.store.catalogue.get("caravan") is not None
+
+
+PAGES = {"acme": ["/runs", "/runs/new?dataset=caravan", "/catalogue", "/catalogue/xss-probe"],
+         "auditor": ["/audit", "/audit/log", "/audit/verify"], "admin": ["/operator"]}
+LABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(e => e.type !== 'hidden')
+    .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                 && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+    .map(e => e.outerHTML)"""
+
+
+def test_every_control_is_labelled_and_sign_in_works_from_the_keyboard(
+        dashboard: Dashboard) -> None:
+    with visit(dashboard.browser, dashboard.origin) as v:
+        v.go("/sign-in")
+        for _ in range(10):  # from the top of the page, as a keyboard user does
+            v.page.keyboard.press("Tab")
+            if v.page.evaluate("document.activeElement.id") == "token":
+                break
+        v.page.keyboard.type(dashboard.tokens["acme"])
+        v.page.keyboard.press("Enter")
+        v.page.wait_for_url(dashboard.origin + "/runs")
+        assert v.page.evaluate(LABELLED) == []
+    for who, paths in PAGES.items():
+        with visit(dashboard.browser, dashboard.origin) as v:
+            v.sign_in(dashboard.tokens[who])
+            for path in paths:
+                v.go(path)
+                assert v.page.evaluate(LABELLED) == [], (who, path)
+            _clean(v)
 
 
 def test_every_page_has_the_strict_content_security_policy(dashboard: Dashboard) -> None:
-    pages = {"acme": ["/runs", "/runs/new", "/catalogue", "/catalogue/caravan"],
-             "auditor": ["/audit", "/audit/log", "/audit/verify"], "admin": ["/operator"]}
     with httpx.Client(base_url=dashboard.origin, verify=False) as anonymous:
         answer = anonymous.get("/sign-in")
         assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    for who, paths in pages.items():
+    for who, paths in PAGES.items():
         with dashboard.cookie_client(dashboard.tokens[who]) as browser:
             for path in paths:
                 answer = browser.get(path)

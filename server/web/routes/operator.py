@@ -44,8 +44,7 @@ async def create_token(request: Request, visitor: VisitorDep, csrf: CsrfField = 
 async def revoke_token(token_id: int, request: Request, visitor: VisitorDep,
                        csrf: CsrfField = "") -> Any:
     check_form(request, csrf, visitor.csrf)
-    return await _change(visitor, f"/admin/tokens/{token_id}/revoke", None,
-                         f"token {token_id} revoked")
+    return await _change(visitor, f"/admin/tokens/{token_id}/revoke", None)
 
 
 @router.post("/partners")
@@ -55,16 +54,14 @@ async def add_partner(request: Request, visitor: VisitorDep, csrf: CsrfField = "
     check_form(request, csrf, visitor.csrf)
     body = {"name": name.strip(), "public_key": public_key.strip(),
             "node_key": node_key.strip() or None, "replace": replace}
-    return await _change(visitor, "/admin/partners", body,
-                         f"partner {name.strip()} registered")
+    return await _change(visitor, "/admin/partners", body)
 
 
 @router.post("/partners/{name}/remove")
 async def remove_partner(name: str, request: Request, visitor: VisitorDep,
                          csrf: CsrfField = "") -> Any:
     check_form(request, csrf, visitor.csrf)
-    return await _change(visitor, f"/admin/partners/{quote(name, safe='')}/remove", None,
-                         f"partner {name} removed")
+    return await _change(visitor, f"/admin/partners/{quote(name, safe='')}/remove", None)
 
 
 @router.post("/datasets")
@@ -78,10 +75,17 @@ async def add_dataset(request: Request, visitor: VisitorDep) -> Any:
         entry = _task_file(upload.filename, await upload.read(MAX_TASK_FILE + 1))
     except ValueError as err:
         return await _page(visitor, 422, [("error", str(err).replace("task", "entry"))])
-    return await _change(visitor, "/admin/datasets", entry, "dataset added")
+    return await _change(visitor, "/admin/datasets", entry)
 
 
-async def _change(visitor: Visitor, path: str, body: Any, done: str) -> Any:
+@router.post("/datasets/{name}/remove")
+async def remove_dataset(name: str, request: Request, visitor: VisitorDep,
+                         csrf: CsrfField = "") -> Any:
+    check_form(request, csrf, visitor.csrf)
+    return await _change(visitor, f"/admin/datasets/{quote(name, safe='')}/remove", None)
+
+
+async def _change(visitor: Visitor, path: str, body: Any) -> Any:
     try:
         await visitor.api.post(path, body)
     except ApiProblem as err:
