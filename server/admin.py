@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 from sangsaeng.shared.node_keys import parse_node_key
+from sangsaeng.shared.rest.admin import PARTNER_NAME
 from sangsaeng.shared.rest.catalogue import DatasetEntry
 from sangsaeng.shared.signing import parse_public_key
 
@@ -19,6 +21,10 @@ from .db.tables import MAX_ID, ApiToken, Partner
 
 class NotFound(LookupError):
     """No such live token, registered partner or catalogue entry (the message says which)."""
+
+
+class BadName(ValueError):
+    """A name that cannot be a path segment of the pages and endpoints that address it."""
 
 
 class AlreadyRegistered(ValueError):
@@ -58,6 +64,9 @@ def register_partner(store: Store, name: str, public_key: str, node_key: str | N
     (an OpenSSH line or PEM, as `sangsaeng client node-key show` prints it) is not a node
     key; AlreadyRegistered; db.partners.PartnerKeyTaken: another partner has the node key, or it was
     revoked."""
+    if not re.fullmatch(PARTNER_NAME, name) or name in (".", ".."):
+        raise BadName(f"partner name {name!r}: no control characters, '/' or '\\', and not "
+                      "'.' or '..' (it names pages and endpoints)")
     parse_public_key(public_key)
     node = parse_node_key(node_key) if node_key else None
     if not store.partners.put(name, public_key, node, replace=replace):

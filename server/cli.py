@@ -169,7 +169,7 @@ def partner_add(
         parse_public_key(public_key)
         node = parse_node_key(_text_or_file(node_key)) if node_key else None
     store = _store(store_url)
-    with failing_on(PartnerKeyTaken, code=1):
+    with failing_on(PartnerKeyTaken, code=1), failing_on(admin.BadName):
         try:
             row = admin.register_partner(store, name, public_key, node, replace=replace)
         except admin.AlreadyRegistered:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
 from sangsaeng.shared.web import environment
 from sangsaeng.shared.web.charts import Series
@@ -19,7 +18,6 @@ _env = environment(Path(__file__).parent / "templates")
 # The figures as `sangsaeng client budget` prints them, so both read the same.
 _env.filters["e3"] = lambda value: f"{value:.3f}"
 _env.filters["g"] = lambda value: "–" if value is None else f"{value:g}"
-_env.filters["segment"] = lambda value: quote(value, safe="")  # a name as one URL segment
 
 
 @dataclass

@@ -11,8 +11,12 @@ BODY_SECONDS (408), and a body cut off by a disconnect never reaches its route. 
 account found here is the one the routes use (deps.current_account), so the token is
 looked up once, by the same rules.
 
-The dashboard's session cookie (server/web/session.py) holds a token too. It is taken only
-for GET and HEAD, which change nothing: the browser follows a run's events and downloads
+The dashboard's forms (any other method outside the API) pass the same limits: a body is
+read only for a signed-in visitor (the sign-in form excepted, whose limit is small), and a
+large one only for the role whose page takes it.
+
+The dashboard's session cookie (server/web/session.py) holds a token too. The API takes it
+only for GET and HEAD, which change nothing: the browser follows a run's events and downloads
 a model with it. Anything that changes state needs the bearer header (the dashboard's
 forms, checked for CSRF, call the API in process with it).
 """
@@ -29,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sangsaeng.server.accounts import Role, authenticate
 from sangsaeng.server.db import Store
 from sangsaeng.server.web.session import SESSION_COOKIE
+from sangsaeng.server.web.verification import MAX_LEDGER_BYTES
 from sangsaeng.shared.models import MAX_WEIGHTS_BYTES
 
 ACCOUNT_KEY = "account"  # request.state.<this>: the caller's Account, or None
@@ -38,6 +43,12 @@ LARGE_BODIES = {("POST", "/models"): (MAX_WEIGHTS_BYTES + 2**20, {Role.STARTUP})
 IN_FLIGHT_BYTES = 256 * 2**20  # bodies held at once over every request
 BODY_SECONDS = 120.0
 PUBLIC = {"/health", "/ready"}
+# The dashboard's forms (outside the API): a few fields each, but for the uploads below.
+SIGN_IN = "/sign-in"
+MAX_FORM_BODY = 64 * 2**10
+FORM_BODIES = {"/runs/new": (MAX_JSON_BODY + MAX_FORM_BODY, {Role.STARTUP}),
+               "/operator/datasets": (MAX_JSON_BODY + MAX_FORM_BODY, {Role.ADMIN}),
+               "/audit/verify": (MAX_LEDGER_BYTES + MAX_FORM_BODY, {Role.AUDITOR})}
 
 
 class Gate:
@@ -47,10 +58,16 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(self.prefix + "/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
-        route = path.removeprefix(self.prefix)
+        elif path.startswith(self.prefix + "/"):
+            await self._api(scope, receive, send, path.removeprefix(self.prefix))
+        elif scope["method"] not in ("GET", "HEAD"):
+            await self._form(scope, receive, send, path)
+        else:
+            await self.app(scope, receive, send)  # pages: the dashboard signs them in
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send, route: str) -> None:
         if route in PUBLIC:
             await self.app(scope, receive, send)
             return
@@ -66,6 +83,29 @@ class Gate:
         if roles is not None and account.role not in roles:
             await _answer(send, 403, f"the {account.role} role may not do this")
             return
+        await self._pass(scope, receive, send, limit)
+
+    async def _form(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """A dashboard form: only a signed-in visitor's body is read (the sign-in form's is
+        small), and only a role whose page it is may send a large one."""
+        limit, roles = FORM_BODIES.get(path, (MAX_FORM_BODY, None))
+        if path != SIGN_IN:
+            token = _session_cookie(scope, any_method=True)
+            account = (await run_in_threadpool(authenticate, self.store, token)
+                       if token else None)
+            if account is None:
+                await send({"type": "http.response.start", "status": 303, "headers": [
+                    (b"location", b"/sign-in?ended=1"), (b"content-length", b"0")]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if roles is not None and account.role not in roles:
+                await _answer(send, 403, f"the {account.role} role may not do this")
+                return
+            scope.setdefault("state", {})[ACCOUNT_KEY] = account  # for the audit log
+        await self._pass(scope, receive, send, limit)
+
+    async def _pass(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """The request with its whole body, read within the limits; or the refusal."""
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _answer(send, 413, f"the request body is over the limit of {limit} bytes")
@@ -114,13 +154,19 @@ def _bearer(scope: Scope) -> str | None:
     return None
 
 
-def _session_cookie(scope: Scope) -> str | None:
-    if scope["method"] not in ("GET", "HEAD"):
+def _session_cookie(scope: Scope, any_method: bool = False) -> str | None:
+    """The dashboard's session: for the API, on reads only (see above)."""
+    if not any_method and scope["method"] not in ("GET", "HEAD"):
         return None
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
-            return cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE) or None
-    return None
+    headers = dict(scope.get("headers", []))
+    # SameSite=Strict lets a sibling subdomain's page send it: the browser says where a
+    # request comes from (Sec-Fetch-Site), and only this origin's pages may use it
+    if headers.get(b"sec-fetch-site", b"same-origin") != b"same-origin":
+        return None
+    cookie = headers.get(b"cookie")
+    if cookie is None:
+        return None
+    return cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE) or None
 
 
 def _content_length(scope: Scope) -> int | None:

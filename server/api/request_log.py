@@ -1,6 +1,7 @@
 """Every API request becomes an entry of the coordinator's hash-chained audit log: who
 (the token's holder, or 'anonymous' / 'invalid token'; never the token), what (method and
-path), when, and the outcome (HTTP status). Liveness and readiness probes are left out.
+path), when, and the outcome (HTTP status). Liveness and readiness probes are left out;
+the dashboard's sign-ins and sign-outs are in (its pages' calls to the API are API requests).
 
 The entry is committed before the response starts, so no answered request goes unlogged;
 a request that dies without an answer is logged as a 500 (or as cancelled). Requests
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sangsaeng.server.db import Store
+from sangsaeng.server.web.session import SESSION_PATHS
 
 DETAIL_KEY = "audit_detail"  # request.state.<this>: what a route adds, e.g. the run it made
 MAX_PATH = 300  # longer paths (uvicorn takes up to ~16 KB) are cut: the store's column is 500
@@ -34,8 +36,9 @@ class RequestLog:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (scope["type"] != "http" or not path.startswith(self.prefix + "/")
-                or path in self.unlogged):
+        session = scope.get("method") == "POST" and path in SESSION_PATHS
+        if (scope["type"] != "http" or path in self.unlogged
+                or not (path.startswith(self.prefix + "/") or session)):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})  # the routes' request.state

@@ -23,6 +23,7 @@ SESSION_COOKIE = "__Host-sangsaeng-session"
 SIGN_IN_COOKIE = "__Host-sangsaeng-sign-in"
 SESSION_SECONDS = 12 * 3600  # the browser forgets it after a working day
 CSRF_FIELD = "csrf"
+SESSION_PATHS = {"/sign-in", "/sign-out"}  # in the audit log, as API requests are
 
 
 def session_token(request: Request) -> str | None:

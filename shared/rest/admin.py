@@ -7,10 +7,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .catalogue import not_dot_segment
 
 # Names end up in the store's text columns and the audit log: control characters (NUL
 # above all, which PostgreSQL refuses) have no place in them.
+# A partner's name is a path segment of the endpoints and pages that remove it.
+PARTNER_NAME = r"^[^\x00-\x1f\x7f/\\]+$"  # and not '.' or '..' (a validator: no look-ahead)
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
@@ -56,11 +60,17 @@ class PartnerOut(BaseModel):
 class PartnerCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=PRINTABLE,
-                      description="the partner's name, as in its policy file")
+    name: str = Field(min_length=1, max_length=200, pattern=PARTNER_NAME,
+                      description="the partner's name, as in its policy file (no '/' or "
+                                  "'\\', not '.' or '..': it names pages and endpoints)")
     public_key: str = Field(max_length=200, description="as `sangsaeng client key show` "
                                                         "prints it")
     node_key: str | None = Field(default=None, max_length=4000, description="as `sangsaeng "
                                  "client node-key show` prints it (OpenSSH line or PEM)")
     replace: bool = Field(default=False, description="replace the keys of a registered "
                                                      "partner")
+
+    @field_validator("name")
+    @classmethod
+    def _segment(cls, name: str) -> str:
+        return not_dot_segment(name)

@@ -24,6 +24,14 @@ from sangsaeng.shared.task import Feature, TargetSpec, describe
 ROW_ROUNDING = 100  # sizes are published to the nearest hundred rows, never exactly
 
 
+def not_dot_segment(name: str) -> str:
+    """Names that are path segments of pages and endpoints: '.' and '..' would address
+    another one."""
+    if name in (".", ".."):
+        raise ValueError("'.' and '..' are not names")
+    return name
+
+
 class CatalogueError(ValueError):
     pass
 
@@ -31,6 +39,7 @@ class CatalogueError(ValueError):
 class DatasetEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # a path segment of the catalogue's endpoints and pages: never '.' or '..'
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     features: list[Feature] = Field(min_length=1)
@@ -41,6 +50,11 @@ class DatasetEntry(BaseModel):
                             "where they agreed to be named (empty: not published)")
     rows: int = Field(ge=0, description=f"rows over all partners, to the nearest "
                                         f"{ROW_ROUNDING}")
+
+    @field_validator("name")
+    @classmethod
+    def _segment(cls, name: str) -> str:
+        return not_dot_segment(name)
 
     @field_validator("rows")
     @classmethod

@@ -5,6 +5,7 @@ the headers every page is served with."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
@@ -37,6 +38,8 @@ def environment(templates: Path) -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(line_chart=line_chart, bar_chart=bar_chart)
+    # a name as one path segment: '/' encoded too (Jinja's urlencode keeps it)
+    env.filters["segment"] = lambda value: quote(str(value), safe="")
     env.filters["eps"] = lambda value: "–" if value is None else f"{value:.2f}"
     return env
 

@@ -263,6 +263,19 @@ def test_bad_keys_are_422_naming_the_field_and_register_nothing(api: Api) -> Non
                                                           "/admin/partners").json()}
 
 
+def test_partner_names_that_would_address_another_are_422(api: Api) -> None:
+    """A name is a path segment of the endpoints and pages that remove its partner:
+    `x/../south-bank` would have the dashboard's Remove button remove south-bank."""
+    signing, _ = api.partner_keys("named")
+    before = api.state()
+    for name in ["x/../south-bank", "a/b", "a\\b", ".", ".."]:
+        answer = api.call("admin", "POST", "/admin/partners",
+                          json={"name": name, "public_key": signing})
+        assert answer.status_code == 422, (name, answer.text)
+        assert [p["loc"] for p in answer.json()["detail"]] == [["body", "name"]]
+    assert api.state() == before
+
+
 def test_a_dataset_added_is_in_the_catalogue_and_removed_is_not(api: Api) -> None:
     start = api.head()
     added = api.call("admin", "POST", "/admin/datasets", json=entry())

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from sangsaeng.server import base_models
 from sangsaeng.server.accounts import Account, Role
 from sangsaeng.server.catalogue import task_problems
+from sangsaeng.server.db import Store
 from sangsaeng.server.db.tables import Run
 from sangsaeng.server.runs import lifecycle
 from sangsaeng.server.runs.states import OPEN
@@ -83,20 +84,26 @@ def stop_run(run: RunDep, store: StoreDep, control: ControlDep) -> RunOut:
 
 @router.get("/runs/{run_id}/events", tags=["runs"], response_class=EventSourceResponse,
             responses=documented(401, 404, streaming=True))
-async def run_events(run: RunDep, store: StoreDep) -> AsyncIterator[ServerSentEvent]:
+async def run_events(run: RunDep, store: StoreDep, account: AccountDep
+                     ) -> AsyncIterator[ServerSentEvent]:
     """Live progress as server-sent events: `status`, `round` (metrics and ε once a round
     is evaluated), `partner_error`, and a last `end`. Each connection replays the run so
-    far, then follows it until it ends."""
+    far, then follows it until it ends, or until its token is revoked."""
     follower = _Follower()
     while True:
         current = await run_in_threadpool(store.runs.find, run.id)
-        if current is None:
+        if current is None or not await run_in_threadpool(_live, store, account):
             return
         for event in follower.new_events(current):
             yield event
         if current.status not in OPEN:
             return
         await asyncio.sleep(EVENT_POLL_SECONDS)
+
+
+def _live(store: Store, account: Account) -> bool:
+    token = store.tokens.get(account.token_id)
+    return token is not None and token.revoked_at is None
 
 
 class _Follower:

@@ -22,6 +22,7 @@ from ..verification import MAX_LEDGER_BYTES, MAX_LEDGER_FILES, Verifier
 
 router = APIRouter(prefix="/audit")
 RUNS_SHOWN = 20  # the latest runs, each with its chart and mechanisms
+_VERIFYING = asyncio.Lock()
 
 
 @router.get("")
@@ -56,7 +57,6 @@ async def verify(request: Request, visitor: VisitorDep) -> HTMLResponse:
     form = await request.form(max_files=MAX_LEDGER_FILES, max_fields=10)
     check_form(request, form.get(CSRF_FIELD), visitor.csrf)
     verifier = _verifier(request)
-    records = await _records(visitor.api)  # the API refuses a role that is not the auditor's
     if verifier is None:
         return render("audit_verify.html", visitor, 503, available=False)
     files, size = [], 0
@@ -70,7 +70,9 @@ async def verify(request: Request, visitor: VisitorDep) -> HTMLResponse:
                                                  "bytes together")])
             files.append((upload.filename, content))
     try:
-        result = await run_in_threadpool(verifier, records, files)
+        async with _VERIFYING:  # accountants are heavy: one verification at a time
+            records = await _records(visitor.api)  # the API refuses other roles
+            result = await run_in_threadpool(verifier, records, files)
     except ValueError as err:  # a file that is not a signed ledger export
         return render("audit_verify.html", visitor, 422, available=True,
                       flashes=[("error", str(err))])

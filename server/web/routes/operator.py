@@ -4,6 +4,7 @@ and the catalogue. Every change is an admin API call, so the audit log records i
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -19,25 +20,38 @@ from ..session import CSRF_FIELD, check_form
 from .runs import MAX_TASK_FILE, _task_file
 
 router = APIRouter(prefix="/operator")
+NEW_TOKEN_COOKIE = "__Host-sangsaeng-new-token"
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD, max_length=100)]
 Text = Annotated[str, Form(max_length=5000)]
 
 
 @router.get("")
-async def overview(visitor: VisitorDep) -> HTMLResponse:
-    return await _page(visitor)
+async def overview(request: Request, visitor: VisitorDep) -> HTMLResponse:
+    try:
+        created = json.loads(request.cookies.get(NEW_TOKEN_COOKIE) or "null")
+    except ValueError:
+        created = None
+    response = await _page(visitor, new_token=created if isinstance(created, dict) else None)
+    response.delete_cookie(NEW_TOKEN_COOKIE, path="/", secure=True, httponly=True,
+                           samesite="strict")
+    return response
 
 
 @router.post("/tokens")
 async def create_token(request: Request, visitor: VisitorDep, csrf: CsrfField = "",
-                       name: Text = "", role: Text = "", tenant: Text = "") -> HTMLResponse:
+                       name: Text = "", role: Text = "", tenant: Text = "") -> Any:
     check_form(request, csrf, visitor.csrf)
     body = {"name": name.strip(), "role": role, "tenant": tenant.strip() or None}
     try:
         created = await visitor.api.post("/admin/tokens", body)
     except ApiProblem as err:
         return await _page(visitor, err.status, [("error", err.message)])
-    return await _page(visitor, new_token=created)  # shown once, never stored or logged
+    # Shown once by the page this redirects to, which forgets it: reloading that page
+    # cannot create a second token (as re-posting this form would).
+    response = RedirectResponse("/operator", 303, headers=SECURITY_HEADERS)
+    response.set_cookie(NEW_TOKEN_COOKIE, json.dumps(created), max_age=120, path="/",
+                        secure=True, httponly=True, samesite="strict")
+    return response
 
 
 @router.post("/tokens/{token_id}/revoke")

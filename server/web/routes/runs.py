@@ -4,6 +4,7 @@ the catalogue) and stopping it. Every role sees the runs the API shows it."""
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -123,16 +124,20 @@ def _task_file(name: str, content: bytes) -> Any:
     """A task file's content, parsed (the API validates it as it does any task)."""
     if len(content) > MAX_TASK_FILE:
         raise ValueError(f"the task file is over {MAX_TASK_FILE} bytes")
+    if not name.endswith((".toml", ".json")):
+        raise ValueError("a task file ends in .toml or .json")
     try:
         text = content.decode("utf-8")
-        if name.endswith(".toml"):
-            return tomllib.loads(text)
-        if name.endswith(".json"):
-            return json.loads(text)
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError):
+        parsed = tomllib.loads(text) if name.endswith(".toml") else json.loads(text)
+        json.dumps(parsed, allow_nan=False)  # what the API is sent: no dates, NaN, infinity
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError,
+            RecursionError):
         raise ValueError("the task file is not valid TOML or JSON (check it with "
                          "`sangsaeng task check FILE`)") from None
-    raise ValueError("a task file ends in .toml or .json")
+    except (TypeError, ValueError):
+        raise ValueError("the task file holds a value a task cannot (a date, NaN or "
+                         "infinity)") from None
+    return parsed
 
 
 async def _entry(visitor: Visitor, dataset: str) -> dict[str, Any]:
@@ -180,6 +185,8 @@ def _number(form: Any, name: str) -> float | int | None:
     try:
         number = float(text)
     except ValueError:
-        raise ValueError(f"{name.replace('_', ' ')}: not a number") from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{name.replace('_', ' ')}: not a finite number")
     return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() \
         else number

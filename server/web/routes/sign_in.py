@@ -48,6 +48,7 @@ async def sign_in(request: Request, token: Annotated[str, Form(max_length=200)] 
     if account is None:  # the same answer for unknown and revoked tokens
         return _form(request, [("error", "That is not a valid API token.")], _local(next),
                      401)
+    request.state.account = account  # the audit log's actor (server/api/request_log.py)
     response = RedirectResponse(_local(next) if next != "/" else HOME[account.role], 303,
                                 headers=SECURITY_HEADERS)
     start_session(response, token)
