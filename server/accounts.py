@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from enum import StrEnum
 from .db import Store
 
 TOKEN_PREFIX = "sgs_"
+SESSION_PREFIX = "sgw_"  # a dashboard session's secret (server/web/session.py)
+SESSION_LIFETIME = dt.timedelta(hours=12)
 
 
 class Role(StrEnum):
@@ -46,8 +49,25 @@ def create_token(store: Store, name: str, role: Role, tenant: str | None = None)
 
 
 def authenticate(store: Store, token: str) -> Account | None:
-    """The account of a live token, or None for an unknown or revoked one."""
-    row = store.tokens.by_sha256(token_sha256(token))
+    """The account of a live token, or of the token a live dashboard session stands for;
+    None for an unknown or revoked token, or a session that ended or expired."""
+    if token.startswith(SESSION_PREFIX):
+        row = store.web_sessions.token(token_sha256(token))
+    else:
+        row = store.tokens.by_sha256(token_sha256(token))
     if row is None or row.revoked_at is not None:
         return None
     return Account(row.id, row.name, Role(row.role), row.tenant)
+
+
+def start_session(store: Store, account: Account) -> str:
+    """A dashboard session for a signed-in account: a new secret (only its hash is kept)
+    that authenticates as the account's token for SESSION_LIFETIME at most."""
+    secret = SESSION_PREFIX + secrets.token_urlsafe(32)
+    store.web_sessions.start(account.token_id, token_sha256(secret), SESSION_LIFETIME)
+    return secret
+
+
+def end_session(store: Store, secret: str) -> None:
+    if secret.startswith(SESSION_PREFIX):
+        store.web_sessions.end(token_sha256(secret))

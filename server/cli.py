@@ -113,7 +113,7 @@ def token_list(store_url: StoreOption = None) -> None:
 def token_revoke(token_id: int, store_url: StoreOption = None) -> None:
     """Revoke a token: it stops working at once."""
     store = _store(store_url)
-    with failing_on(admin.NotFound):
+    with failing_on(admin.NotFound, code=REFUSED):
         row = admin.revoke_token(store, token_id)
     _audit(store, "token revoke", admin.token_detail(row))
     console.print(f"token {token_id} revoked")
@@ -184,7 +184,7 @@ def partner_remove(name: str, store_url: StoreOption = None) -> None:
     """Cut a partner off: its node is refused from its next request on. Its records and
     keys stay, so what it did remains verifiable."""
     store = _store(store_url)
-    with failing_on(admin.NotFound):
+    with failing_on(admin.NotFound, code=REFUSED):
         row = admin.remove_partner(store, name)
     _audit(store, "partner remove", admin.partner_detail(row))
     console.print(f"partner '{escape(name)}' removed; its node is refused within seconds")

@@ -55,9 +55,15 @@ BEGIN
             EXECUTE format('GRANT SELECT, INSERT ON public.%I TO sangsaeng_app', name);
         END IF;
         -- rows the coordinator changes: a run's state and model, a round's aggregates, a
-        -- token's revocation, a catalogue entry, a partner's keys and removal
-        IF name IN ('runs', 'round_results', 'api_tokens', 'datasets', 'partners') THEN
+        -- token's revocation, a catalogue entry, a partner's keys and removal, a dashboard
+        -- session's end
+        IF name IN ('runs', 'round_results', 'api_tokens', 'datasets', 'partners',
+                    'web_sessions') THEN
             EXECUTE format('GRANT UPDATE ON public.%I TO sangsaeng_app', name);
+        END IF;
+        -- a catalogue entry taken out (nothing refers to it by key)
+        IF name = 'datasets' THEN
+            EXECUTE format('GRANT DELETE ON public.%I TO sangsaeng_app', name);
         END IF;
     END LOOP;
 END $$;

@@ -23,6 +23,7 @@ from .partners import PartnerQueries
 from .privacy import PrivacyQueries
 from .runs import RunQueries
 from .tokens import TokenQueries
+from .web_sessions import WebSessionQueries
 
 
 class Store:
@@ -33,6 +34,7 @@ class Store:
         self.runs = RunQueries(self.session)
         self.privacy = PrivacyQueries(self.session)
         self.tokens = TokenQueries(self.session)
+        self.web_sessions = WebSessionQueries(self.session)
         self.catalogue = CatalogueQueries(self.session)
         self.partners = PartnerQueries(self.session)
         self.base_models = BaseModelQueries(self.session)

@@ -157,6 +157,21 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class WebSession(Base):
+    """A dashboard sign-in: the browser holds a random secret (only its sha256 is kept),
+    standing for the API token it signed in with until it ends (sign-out), expires, or
+    that token is revoked."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=now)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+
+
 class Dataset(Base):
     """A catalogue entry: a dataset's public schema and rounded size, never its rows."""
 

@@ -16,7 +16,7 @@ from sangsaeng.shared.web import SECURITY_HEADERS, STATIC_DIR
 from .api import ApiProblem, SessionEnded
 from .pages import render
 from .routes import audit, catalogue, operator, runs, sign_in
-from .session import FormRefused, end_session
+from .session import FormRefused, forget_session
 from .verification import Verifier
 
 
@@ -49,5 +49,5 @@ def _sign_in_again(request: Request, _: SessionEnded) -> RedirectResponse:
     if request.method == "GET" and not had_session:
         target += f"{'&' if '?' in target else '?'}next={quote(request.url.path)}"
     response = RedirectResponse(target, 303, headers=SECURITY_HEADERS)
-    end_session(response)
+    forget_session(response)
     return response

@@ -1,13 +1,14 @@
-"""Signing in to the dashboard with an API token, and the checks every form passes.
+"""The dashboard's session cookie, and the checks every form passes.
 
-The session is the token itself, in a cookie the page's scripts cannot read (HttpOnly),
-sent over TLS only (Secure, `__Host-`), and never by another site (SameSite=Strict). The
-API authenticates it on every request exactly as it does a bearer token, so revoking the
-token ends the session at the next page. It never appears in a URL: the sign-in form posts it.
+Signing in with an API token (posted by the sign-in form: never in a URL) starts a server-
+side session (server/accounts.py): the browser keeps only its random secret, in a cookie
+the page's scripts cannot read (HttpOnly), sent over TLS only (Secure, `__Host-`) and never
+by another site (SameSite=Strict). The API authenticates the secret as the token it
+stands for until sign-out, expiry (12 hours) or the token's revocation, whichever is first.
 
-Every state-changing form carries a CSRF token derived from the session (an HMAC keyed
-by the API token: only its holder can compute it) and is refused from another origin.
-The sign-in form, which has no session yet, uses a random double-submit cookie instead.
+Every state-changing form carries a CSRF value derived from the session (an HMAC keyed by
+its secret: only its holder can compute it) and is refused from another origin. The
+sign-in form, which has no session yet, uses a random double-submit cookie instead.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
+from sangsaeng.server.accounts import SESSION_LIFETIME
+
 SESSION_COOKIE = "__Host-sangsaeng-session"
 SIGN_IN_COOKIE = "__Host-sangsaeng-sign-in"
-SESSION_SECONDS = 12 * 3600  # the browser forgets it after a working day
 CSRF_FIELD = "csrf"
 SESSION_PATHS = {"/sign-in", "/sign-out"}  # in the audit log, as API requests are
 
@@ -30,20 +32,21 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
-def start_session(response: Response, token: str) -> None:
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_SECONDS, path="/",
+def keep_session(response: Response, secret: str) -> None:
+    response.set_cookie(SESSION_COOKIE, secret,
+                        max_age=int(SESSION_LIFETIME.total_seconds()), path="/",
                         secure=True, httponly=True, samesite="strict")
     response.delete_cookie(SIGN_IN_COOKIE, path="/", secure=True, httponly=True,
                            samesite="strict")
 
 
-def end_session(response: Response) -> None:
+def forget_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
                            samesite="strict")
 
 
-def csrf_for(token: str) -> str:
-    return hmac.new(token.encode(), b"sangsaeng dashboard csrf v1", hashlib.sha256).hexdigest()
+def csrf_for(secret: str) -> str:
+    return hmac.new(secret.encode(), b"sangsaeng dashboard csrf v1", hashlib.sha256).hexdigest()
 
 
 def sign_in_nonce(request: Request, response: Response) -> str:

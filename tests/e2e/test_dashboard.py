@@ -118,6 +118,7 @@ def test_sign_in_refuses_a_wrong_token_and_keeps_tokens_out_of_urls(dashboard: D
         cookie = next(c for c in v.page.context.cookies()
                       if c["name"] == "__Host-sangsaeng-session")
         assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+        assert cookie["value"].startswith("sgw_")  # a session's secret, not the token
         assert all(dashboard.tokens["acme"] not in url for url in v.urls)
         assert v.page.evaluate("document.cookie") == ""  # scripts cannot read the session
 
@@ -407,8 +408,16 @@ def test_bad_numbers_and_task_files_are_422_and_start_nothing(dashboard: Dashboa
 def test_sign_ins_and_outs_are_in_the_audit_log(dashboard: Dashboard) -> None:
     with visit(dashboard.browser, dashboard.origin) as v:
         v.sign_in(dashboard.tokens["globex"])
+        secret = next(c["value"] for c in v.page.context.cookies()
+                      if c["name"] == "__Host-sangsaeng-session")
         v.page.get_by_role("button", name="Sign out").click()
         v.page.wait_for_url(dashboard.origin + "/sign-in")
+    with dashboard.cookie_client(secret) as copied:  # a copy of the cookie is dead too
+        assert copied.get("/runs").headers["location"].startswith("/sign-in")
+        assert copied.get("/api/v1/runs").status_code == 401
+    with httpx.Client(base_url=dashboard.origin, verify=False) as client:
+        assert client.get("/api/v1/runs", headers={
+            "Authorization": f"Bearer {secret}"}).status_code == 401
     log = dashboard.coordinator.store.audit_log.entries(0, 100_000)
     mine = [(e.action, e.outcome) for e in log
             if e.actor == "globex-ai" and e.action.startswith("POST /sign-")]

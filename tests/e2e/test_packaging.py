@@ -59,4 +59,4 @@ def test_an_installed_wheel_migrates_a_store(wheel: Path, tmp_path: Path) -> Non
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == [f"{site}/sangsaeng/server/db/schema.py",
-                                        "0001 (schema 6, from before migrations) -> 0004"]
+                                        "0001 (schema 6, from before migrations) -> 0005"]

@@ -10,6 +10,13 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from sangsaeng.server.accounts import (
+    Role,
+    authenticate,
+    create_token,
+    end_session,
+    start_session,
+)
 from sangsaeng.server.db import Store, StoreSchemaError
 from sangsaeng.server.db.engine import store_engine
 from sangsaeng.server.db.schema import upgrade
@@ -59,6 +66,13 @@ def test_the_app_role_runs_the_coordinator_and_cannot_rewrite_history(
     store.tokens.revoke(store.tokens.add("ops", "admin", None, "c" * 64))
     store.catalogue.put("toy", "{}")
     store.catalogue.put("toy", '{"replaced": true}')
+    assert store.catalogue.remove("toy")
+    account = authenticate(store, create_token(store, "acme-ml", Role.STARTUP, "acme"))
+    assert account is not None
+    secret = start_session(store, account)
+    assert authenticate(store, secret) == account
+    end_session(store, secret)
+    assert authenticate(store, secret) is None
     assert store.partners.put("p", "A" * 43 + "=", node_key="ecdsa-sha2-nistp384 K")
     store.partners.set_node_id("p", "123")
     assert store.partners.remove("p")

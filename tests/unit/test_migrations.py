@@ -26,7 +26,7 @@ from ..support.stores import backend, connected, differences, migrate, revision,
 def test_head_is_the_last_of_one_line_of_revisions() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
     assert script.get_heads() == [HEAD]  # one head: no branch left unmerged
-    assert known_revisions() == ["0001", "0002", "0003", "0004"]
+    assert known_revisions() == ["0001", "0002", "0003", "0004", "0005"]
 
 
 def test_the_revisions_build_what_the_tables_declare(new_database: Callable[[], str]) -> None:

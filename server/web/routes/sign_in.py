@@ -8,7 +8,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from sangsaeng.server.accounts import Role, authenticate
+from sangsaeng.server.accounts import (
+    SESSION_PREFIX,
+    Role,
+    authenticate,
+    end_session,
+    start_session,
+)
 from sangsaeng.shared.web import SECURITY_HEADERS
 
 from ..pages import VisitorDep, render
@@ -16,9 +22,10 @@ from ..session import (
     CSRF_FIELD,
     SIGN_IN_COOKIE,
     check_form,
-    end_session,
+    forget_session,
+    keep_session,
+    session_token,
     sign_in_nonce,
-    start_session,
 )
 
 router = APIRouter()
@@ -43,15 +50,17 @@ async def sign_in(request: Request, token: Annotated[str, Form(max_length=200)] 
                   next: Annotated[str, Form(max_length=300)] = "/") -> HTMLResponse:
     check_form(request, csrf, request.cookies.get(SIGN_IN_COOKIE))
     token = token.strip()
+    # an API token only: a session's secret may not start another (and outlive itself)
     account = (await run_in_threadpool(authenticate, request.app.state.store, token)
-               if token else None)
+               if token and not token.startswith(SESSION_PREFIX) else None)
     if account is None:  # the same answer for unknown and revoked tokens
         return _form(request, [("error", "That is not a valid API token.")], _local(next),
                      401)
     request.state.account = account  # the audit log's actor (server/api/request_log.py)
     response = RedirectResponse(_local(next) if next != "/" else HOME[account.role], 303,
                                 headers=SECURITY_HEADERS)
-    start_session(response, token)
+    keep_session(response, await run_in_threadpool(start_session, request.app.state.store,
+                                                   account))
     return response  # type: ignore[return-value]
 
 
@@ -60,8 +69,10 @@ async def sign_out(request: Request, visitor: VisitorDep,
                    csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=100)] = ""
                    ) -> RedirectResponse:
     check_form(request, csrf, visitor.csrf)
+    store, secret = request.app.state.store, session_token(request) or ""
+    await run_in_threadpool(end_session, store, secret)
     response = RedirectResponse("/sign-in", 303, headers=SECURITY_HEADERS)
-    end_session(response)
+    forget_session(response)
     return response
 
 
