@@ -189,6 +189,7 @@ def test_a_run_started_from_the_form_is_checked_against_the_catalogue(
         v.page.locator("#task-form").get_by_role("button", name="Start the run").click()
         expect(v.page.get_by_role("alert")).to_contain_text("rounds")
         assert v.page.url.endswith("/runs/new")
+        expect(v.page.get_by_label("Rounds")).to_have_value("0")  # what was typed stays
         assert len(dashboard.coordinator.store.runs.list(owner="acme")) == before
         v.screenshot("start-run")
         _clean(v)
@@ -241,7 +242,6 @@ def test_the_operator_creates_and_revokes_a_token_which_ends_its_session(
         admin.page.get_by_role("button", name="Create token").click()
         token = admin.page.locator("#new-token-value").inner_text()
         assert token.startswith("sgs_")
-        admin.screenshot("operator")
         with visit(dashboard.browser, dashboard.origin) as startup:
             startup.sign_in(token)
             assert startup.page.url == dashboard.origin + "/runs"
@@ -250,6 +250,7 @@ def test_the_operator_creates_and_revokes_a_token_which_ends_its_session(
             admin.go("/operator")
             admin.page.get_by_role("button", name=f"Revoke token {token_id} of").click()
             expect(admin.page.locator("#tokens")).to_contain_text("initech")
+            admin.screenshot("operator")  # after the page that showed the token once
             startup.go("/runs")
             assert "/sign-in" in startup.page.url
             expect(startup.page.get_by_role("alert")).to_contain_text("session has ended")

@@ -51,12 +51,12 @@ async def start_run(request: Request, visitor: VisitorDep) -> Any:
         else:
             task = _task_form(form, await _entry(visitor, _text(form.get("dataset"))))
     except ValueError as err:
-        return await _new_run_page(visitor, _text(form.get("dataset")), [str(err)], 422)
+        return await _new_run_page(visitor, _text(form.get("dataset")), [str(err)], 422, form)
     try:
         run = await visitor.api.post("/runs", task)
     except ApiProblem as err:
         return await _new_run_page(visitor, _text(form.get("dataset")), [err.message],
-                                   err.status)
+                                   err.status, form)
     return RedirectResponse(f"/runs/{run['id']}", 303, headers=SECURITY_HEADERS)
 
 
@@ -111,13 +111,16 @@ async def _run_view(visitor: Visitor, run_id: int) -> dict[str, Any]:
 
 
 async def _new_run_page(visitor: Visitor, dataset: str | None,
-                        errors: list[str] | None = None, status_code: int = 200
-                        ) -> HTMLResponse:
+                        errors: list[str] | None = None, status_code: int = 200,
+                        form: Any = None) -> HTMLResponse:
+    """The form, filled in as it was sent (a refused form keeps what was typed)."""
     datasets = [DatasetEntry.model_validate(d) for d in await visitor.api.get("/datasets")]
     chosen = next((d for d in datasets if d.name == dataset), None)
+    values = {k: v for k, v in (form or {}).items() if isinstance(v, str) and k != CSRF_FIELD}
+    features = set(form.getlist("feature")) if form is not None else set()
     return render("run_new.html", visitor, status_code, datasets=datasets, chosen=chosen,
-                  flashes=[("error", e) for e in errors or []],
-                  may_start=visitor.role == Role.STARTUP)
+                  flashes=[("error", e) for e in errors or []], values=values,
+                  features=features, may_start=visitor.role == Role.STARTUP)
 
 
 def _task_file(name: str, content: bytes) -> Any:
