@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from rich.console import Console
 from rich.table import Table
 
@@ -76,10 +76,15 @@ class EmpiricalAudit(BaseModel):
     started_at: str
     seconds: float = Field(ge=0)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdicts(self) -> dict[ThreatModel, Verdict]:
+        return {a.threat_model: verdict_of(self, a) for a in self.audits}
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def verdict(self) -> Verdict:
-        return "fails" if any(a.epsilon_lower > self.claimed_epsilon for a in self.audits) \
-            else "consistent"
+        return "fails" if "fails" in self.verdicts.values() else "consistent"
 
 
 def verdict_of(audit: EmpiricalAudit, canary: CanaryAudit) -> Verdict:

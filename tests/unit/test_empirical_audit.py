@@ -17,6 +17,8 @@ import torch
 from typer.testing import CliRunner
 
 from sangsaeng.audit.empirical import EmpiricalAudit
+from sangsaeng.audit.report import AuditReport, render_html, write_report
+from sangsaeng.audit.verify import AuditData, LogResult, Verification
 from sangsaeng.cli import app
 from sangsaeng.client import dp_sgd
 from sangsaeng.client.ghost_step import GhostDPSGD
@@ -195,3 +197,45 @@ def test_the_command_refuses_bad_options(data_file: Path, tmp_path: Path) -> Non
     ran = CliRunner().invoke(app, ["audit", "empirical", "--task", str(task_file), "--data",
                                    str(data_file), "--confidence", "1.5"])
     assert ran.exit_code == 2
+
+
+def empty_report(*empirical: EmpiricalAudit) -> AuditReport:
+    data = AuditData(api_url="https://127.0.0.1:8000", fetched_at="2026-01-01T00:00:00+00:00",
+                     runs=[], budgets=[], partners=[], log=[])
+    verification = Verification(verified_at="2026-01-01T00:00:00+00:00", accountants=[],
+                                ledgers=[], failures=[], warnings=[],
+                                audit_log=LogResult(entries=0, head_seq=None, head_hash=None,
+                                                    ok=True))
+    return AuditReport(data=data, verification=verification, empirical=list(empirical))
+
+
+def test_the_report_shows_each_bound_beside_the_claimed_and_recomputed_epsilon(
+        data_file: Path, tmp_path: Path) -> None:
+    good = audit(data_file)
+    broken = audit(data_file, faults.clipping_disabled())
+    page = render_html(empty_report(good, broken))
+    section = page[page.index('<section id="empirical">'):]
+    section = section[:section.index("</section>")]
+    assert section.count("<tr>") == 1 + 4  # header, two threat models per audit
+    assert f"{good.claimed_epsilon:.4f}" in section
+    assert good.recomputed_epsilon is not None and f"{good.recomputed_epsilon:.4f}" in section
+    assert f"{broken.audits[0].epsilon_lower:.4f}" in section
+    assert "FAILS" in section and "consistent" in section and "lower bound" in section
+    assert "per-sample clipping disabled" in section  # the test fault, named
+    assert "EMPIRICAL AUDIT FAILS" in page
+    assert "EMPIRICAL AUDIT FAILS" not in render_html(empty_report(good))
+    output = tmp_path / "report.html"
+    write_report(empty_report(good), output)
+    saved = json.loads(output.with_suffix(".json").read_text())
+    assert saved["empirical"][0]["verdict"] == "consistent"
+    assert saved["empirical"][0]["verdicts"] == {"white-box": "consistent",
+                                                 "black-box": "consistent"}
+    assert AuditReport.model_validate(saved).empirical == [good]
+
+
+def test_a_bad_empirical_file_is_refused_before_the_api_is_asked(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    ran = CliRunner().invoke(app, ["audit", "report", "--empirical", str(bad),
+                                   "--api-url", "https://127.0.0.1:9"])
+    assert ran.exit_code == 2 and "not a result of" in " ".join(ran.output.split())
