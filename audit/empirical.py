@@ -93,16 +93,16 @@ def verdict_of(audit: EmpiricalAudit, canary: CanaryAudit) -> Verdict:
 
 def print_empirical(result: EmpiricalAudit, console: Console) -> None:
     m = result.mechanism
-    console.print(f"dataset {result.dataset}, task sha256 {result.task_sha256[:12]}: "
-                  f"{m.steps} DP-SGD steps ({result.rounds} rounds), σ {m.noise_multiplier:g}, "
-                  f"q {m.sample_rate:.4g}, C {result.max_grad_norm:g}, δ {result.delta:g}")
+    console.print(f"{result.dataset}, task {result.task_sha256[:12]}: {m.steps} DP-SGD steps "
+                  f"in {result.rounds} rounds")
+    console.print(f"mechanism: σ {m.noise_multiplier:g}, q {m.sample_rate:.4g}, "
+                  f"C {result.max_grad_norm:g}, δ {result.delta:g}")
+    console.print(f"claimed ε {result.claimed_epsilon:.3f} (partner's PLD accountant); "
+                  + (f"recomputed {result.recomputed_epsilon:.3f} (auditor's PRV)"
+                     if result.recomputed_epsilon is not None else "PRV could not recompute"))
     if result.fault:
         console.print(f"[bold red]TEST FAULT ACTIVE: {result.fault}[/]")
-    claimed = (f"claimed ε {result.claimed_epsilon:.3f} (partner's PLD accountant), "
-               + ("recomputed ε " + f"{result.recomputed_epsilon:.3f} (auditor's PRV)"
-                  if result.recomputed_epsilon is not None else "PRV could not recompute"))
-    table = Table(title=f"Empirical ε lower bounds, one run each, {result.confidence:.0%} "
-                        "confidence", caption=claimed)
+    table = Table(title=f"ε lower bounds, one run each, {result.confidence:.0%} confidence")
     table.add_column("threat model", no_wrap=True)
     numbers(table, ["m", "in", "guesses", "right", "ε ≥", "s"])
     table.add_column("verdict", no_wrap=True)
