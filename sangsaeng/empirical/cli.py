@@ -21,11 +21,20 @@ from rich.progress import (
 )
 
 from sangsaeng.audit.empirical import ThreatModel, print_empirical
+from sangsaeng.client.dp_sgd import PlanLimits
+from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.shared.cli import REFUSED, failing_on
 from sangsaeng.shared.preprocess import DataValidationError
 from sangsaeng.shared.task import TaskSpecError, load_task
 
-from .run import DEFAULT_CANARIES, AuditError, AuditSettings, run_audit, threat_models
+from .run import (
+    DEFAULT_CANARIES,
+    AuditError,
+    AuditSettings,
+    Planning,
+    run_audit,
+    threat_models,
+)
 
 console = Console()
 
@@ -33,8 +42,12 @@ console = Console()
 def empirical_command(
     task: Annotated[Path, typer.Option(help="The task file (.toml or .json) whose DP-SGD is "
                                             "audited.")],
-    data: Annotated[Path, typer.Option(help="The partner's data file (.csv or .parquet); "
-                                            "it never leaves this machine.")],
+    data: Annotated[Path | None, typer.Option(
+        help="The partner's data file (.csv or .parquet); it never leaves this machine. "
+             "Default: the one the --policy names for the task's dataset.")] = None,
+    policy: Annotated[Path | None, typer.Option(
+        help="The partner's policy file: plan as the partner's client does, within its "
+             "limits and from its declared row count.")] = None,
     canaries: Annotated[int, typer.Option(help="Canaries m per threat model (white-box: at "
                                                "most the model's parameter count).")]
     = DEFAULT_CANARIES,
@@ -58,6 +71,15 @@ def empirical_command(
         settings = AuditSettings(threat_models=threat_models(threat or ["white-box",
                                                                         "black-box"]),
                                  canaries=canaries, confidence=confidence, seed=seed)
+        planning = Planning()
+        if policy is not None:
+            rules = PartnerPolicy.load(policy).dataset(spec.dataset)
+            planning = Planning(limits=PlanLimits(max_sample_rate=rules.max_sample_rate,
+                                                  max_local_epochs=rules.max_local_epochs),
+                                public_rows=rules.public_train_rows)
+            data = data or rules.data_path
+        if data is None:
+            raise AuditError("give --data, or --policy to read the dataset it names")
     progress = Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"),
                         BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=console)
@@ -70,10 +92,11 @@ def empirical_command(
         progress.update(bars[threat_model], completed=done)
 
     with failing_on(AuditError, DataValidationError), progress:
-        result = run_audit(spec, data, settings, advance)
+        result = run_audit(spec, data, settings, advance, planning)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result.model_dump(mode="json"), indent=1))
     print_empirical(result, console)
-    console.print(f"result: {output} (seed {result.seed}, {result.seconds:.1f} s)")
+    console.print(f"result: {output} (seed {result.seed}, {result.seconds:.1f} s); for the "
+                  f"report: sangsaeng audit report --empirical {output}")
     if result.verdict == "fails":
         raise typer.Exit(REFUSED)

@@ -16,7 +16,7 @@ from sangsaeng.audit.accountants import HistoryTooLarge, PrvAccountant
 from sangsaeng.audit.empirical import CanaryAudit, EmpiricalAudit, ThreatModel
 from sangsaeng.audit.one_run import best_bound, guess_counts
 from sangsaeng.client.data import read_table
-from sangsaeng.client.dp_sgd import expected_batch_size, plan
+from sangsaeng.client.dp_sgd import PlanLimits, expected_batch_size, plan
 from sangsaeng.shared.accounting import Mechanism, epsilon
 from sangsaeng.shared.preprocess import encode
 from sangsaeng.shared.task import TaskSpec
@@ -49,6 +49,17 @@ class AuditError(ValueError):
     """The task or data cannot be audited; says why in terms of the task."""
 
 
+class Planning(BaseModel):
+    """What the partner plans from besides the task: its policy's limits and the public
+    row count it declares (client/client_app.py plans from the same); by default no limits
+    and the data's own row count."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limits: PlanLimits = Field(default_factory=PlanLimits)
+    public_rows: int | None = Field(default=None, ge=1)
+
+
 def load_rows(task: TaskSpec, data: Path) -> tuple[np.ndarray, np.ndarray]:
     """Every labelled row of the partner's file, read and encoded as the client does."""
     if task.model.text:
@@ -58,22 +69,25 @@ def load_rows(task: TaskSpec, data: Path) -> tuple[np.ndarray, np.ndarray]:
     return x[labelled], y[labelled]
 
 
-def audited_run(task: TaskSpec, rows: int, canaries: int, seed: int) -> AuditedRun:
-    """The partner's plan for the data with the canaries' expected count (m/2) added: a
-    public count, fixed before the draw, so the mechanism is the same whichever are in."""
-    public = rows + canaries // 2
-    mechanism = plan(task, public)
+def audited_run(task: TaskSpec, rows: int, canaries: int, seed: int,
+                planning: Planning | None = None) -> AuditedRun:
+    """The partner's plan for its rows with the canaries' expected count (m/2) added: a
+    count fixed before the draw, so the mechanism is the same whichever are in."""
+    planning = planning or Planning()
+    public = (planning.public_rows or rows) + canaries // 2
+    mechanism = plan(task, public, planning.limits)
     return AuditedRun(task, mechanism, expected_batch_size(task, mechanism, public), seed)
 
 
 def run_audit(task: TaskSpec, data: Path, settings: AuditSettings | None = None,
-              progress: Progress | None = None) -> EmpiricalAudit:
+              progress: Progress | None = None, planning: Planning | None = None
+              ) -> EmpiricalAudit:
     settings = settings or AuditSettings()
     seed = secrets.randbits(63) if settings.seed is None else settings.seed
     started, clock = dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), time.perf_counter()
     x, y = load_rows(task, data)
     m = settings.canaries
-    run = audited_run(task, len(y), m, seed)
+    run = audited_run(task, len(y), m, seed, planning)
     whole = Mechanism(noise_multiplier=run.mechanism.noise_multiplier,
                       sample_rate=run.mechanism.sample_rate, steps=run.steps)
     if "white-box" in settings.threat_models and white_box.parameter_count(run) < m:

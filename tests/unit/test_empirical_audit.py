@@ -22,6 +22,7 @@ from sangsaeng.audit.verify import AuditData, LogResult, Verification
 from sangsaeng.cli import app
 from sangsaeng.client import dp_sgd
 from sangsaeng.client.ghost_step import GhostDPSGD
+from sangsaeng.demo.data import caravan_table
 from sangsaeng.empirical import faults
 from sangsaeng.empirical.black_box import canary_rows
 from sangsaeng.empirical.canaries import GRADIENT_NORM, draw_included
@@ -29,7 +30,7 @@ from sangsaeng.empirical.run import AuditError, AuditSettings, run_audit
 from sangsaeng.shared.models import build_model
 from sangsaeng.shared.task import TaskSpec
 
-from ..support.tasks import task_with
+from ..support.tasks import caravan_policy, task_with
 
 FEATURES = 20
 SEED = 3  # any seed does (checked over 5); one is fixed so that every run is the same
@@ -239,3 +240,31 @@ def test_a_bad_empirical_file_is_refused_before_the_api_is_asked(tmp_path: Path)
     ran = CliRunner().invoke(app, ["audit", "report", "--empirical", str(bad),
                                    "--api-url", "https://127.0.0.1:9"])
     assert ran.exit_code == 2 and "not a result of" in " ".join(ran.output.split())
+
+
+def test_with_the_partners_policy_it_plans_as_the_partner_does(tmp_path: Path) -> None:
+    """--policy: the data the policy names, planned within its limits (q <= 0.1, 10 local
+    epochs) from its declared rows (800 for training), as the partner's client plans: a
+    task whose batch the planner picks."""
+    table = caravan_table().sample(n=600, random_state=0)
+    data = tmp_path / "caravan.csv"
+    table.to_csv(data, index=False)
+    policy = caravan_policy(tmp_path, "hanbit-bank", data, rows=1000, ledger=False)
+    task_file = tmp_path / "task.json"
+    task = task_with(batch_size=None, local_epochs=None, rounds=1,
+                     dp={"noise_multiplier": None, "target_epsilon": 2.0})
+    task_file.write_text(task.to_json())
+    out = tmp_path / "result.json"
+    ran = CliRunner().invoke(app, ["audit", "empirical", "--task", str(task_file), "--policy",
+                                   str(policy), "--canaries", "200", "--threat", "white-box",
+                                   "--seed", "0", "-o", str(out)])
+    assert ran.exit_code == 0, ran.output
+    result = EmpiricalAudit.model_validate_json(out.read_text())
+    planned = dp_sgd.plan(task, 800 + 100, dp_sgd.PlanLimits(max_sample_rate=0.1,
+                                                             max_local_epochs=10))
+    assert result.mechanism.sample_rate == planned.sample_rate <= 0.1
+    assert result.mechanism.steps == planned.steps
+    assert result.claimed_epsilon <= 2.0  # the target covers the evaluations too
+    assert 0 < result.audits[0].epsilon_lower <= result.claimed_epsilon
+    ran = CliRunner().invoke(app, ["audit", "empirical", "--task", str(task_file)])
+    assert ran.exit_code == 2 and "--policy" in ran.output
