@@ -257,7 +257,8 @@ class GhostDPSGD:
         """One step on the rows (x, y). `gradients`, one flat row per example in parameter
         order, are further examples whose gradients are given rather than computed: a
         white-box privacy audit's canaries (Steinke, Nasr, Jagielski 2023,
-        arXiv:2305.08846, §7), clipped like any row and summed into the same noised update."""
+        arXiv:2305.08846, §7), clipped like any row (no class weight: they have no label)
+        and summed into the same noised update."""
         grads, factor = _clipped_layer_grads(self.layers, x, y, self.max_grad_norm,
                                              self.class_weights)
         if gradients is not None and len(gradients):
