@@ -25,10 +25,14 @@ from torch.nn.utils import parameters_to_vector
 from sangsaeng.client.dp_sgd import learning_rate_factor
 from sangsaeng.client.ghost_step import clipped_sum, linear_layers
 
-from .canaries import gradient_canaries
+from .canaries import gradient_canaries, rng
 from .training import Advance, AuditedRun
 
 STREAM = 1  # the white-box run's seeds
+# The expected data step is computed on at most this many rows (a fixed random subset,
+# scaled up: an unbiased estimate, drawn independently of the canaries), so that its cost
+# each step stays bounded whatever the data's size.
+EXPECTATION_ROWS = 10_000
 
 
 def parameter_count(run: AuditedRun) -> int:
@@ -45,7 +49,10 @@ def scores(run: AuditedRun, x: np.ndarray, y: np.ndarray, included: np.ndarray,
     dtype = params[0].dtype
     coordinates, canaries = gradient_canaries(
         run.seed, len(included), sum(p.numel() for p in params), task.dp.max_grad_norm, dtype)
-    features, labels = torch.from_numpy(x), torch.from_numpy(y)
+    subset = (rng(run.seed, STREAM, 3).choice(len(y), EXPECTATION_ROWS, replace=False)
+              if len(y) > EXPECTATION_ROWS else np.arange(len(y)))
+    share = len(y) / len(subset)
+    features, labels = torch.from_numpy(x[subset]), torch.from_numpy(y[subset])
     weights = (None if task.class_weights is None
                else torch.tensor(task.class_weights, dtype=dtype))
     index = torch.from_numpy(coordinates)
@@ -54,7 +61,7 @@ def scores(run: AuditedRun, x: np.ndarray, y: np.ndarray, included: np.ndarray,
 
     def expected_data_step() -> torch.Tensor:
         sums = clipped_sum(layers, features, labels, task.dp.max_grad_norm, weights)
-        return q * torch.cat([s.flatten() for s in sums])[index]
+        return q * share * torch.cat([s.flatten() for s in sums])[index]
 
     state = {"before": parameters_to_vector(params).detach()[index].clone(),
              "expected": expected_data_step()}

@@ -23,7 +23,7 @@ from sangsaeng.cli import app
 from sangsaeng.client import dp_sgd
 from sangsaeng.client.ghost_step import GhostDPSGD
 from sangsaeng.demo.data import caravan_table
-from sangsaeng.empirical import faults
+from sangsaeng.empirical import faults, white_box
 from sangsaeng.empirical.black_box import canary_rows
 from sangsaeng.empirical.canaries import GRADIENT_NORM, draw_included
 from sangsaeng.empirical.run import AuditError, AuditSettings, run_audit
@@ -268,3 +268,14 @@ def test_with_the_partners_policy_it_plans_as_the_partner_does(tmp_path: Path) -
     assert 0 < result.audits[0].epsilon_lower <= result.claimed_epsilon
     ran = CliRunner().invoke(app, ["audit", "empirical", "--task", str(task_file)])
     assert ran.exit_code == 2 and "--policy" in ran.output
+
+
+def test_on_large_data_the_expected_data_step_comes_from_a_subset(
+        data_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past EXPECTATION_ROWS rows the white-box score subtracts an unbiased estimate from a
+    fixed subset: each step's cost stays bounded, and the bound stays sound and useful."""
+    monkeypatch.setattr(white_box, "EXPECTATION_ROWS", 100)
+    result = audit(data_file, threat_models=("white-box",))
+    assert 0.1 < result.audits[0].epsilon_lower <= result.claimed_epsilon
+    with faults.noise_scaled(0.1):
+        assert audit(data_file, threat_models=("white-box",)).verdict == "fails"
