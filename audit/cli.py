@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from sangsaeng.shared.cli import (
@@ -19,6 +20,7 @@ from sangsaeng.shared.cli import (
 from sangsaeng.shared.http import DEFAULT_API_URL
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
+from .empirical import EmpiricalAudit
 from .fetch import AuditApi, AuditData, fetch
 from .report import AuditReport, write_report
 from .verify import BadLedgerFile, Verification, load_ledger, verify
@@ -91,15 +93,43 @@ def report_command(api_url: UrlOption = DEFAULT_API_URL, token: TokenOption = No
                        "-o", "--output", help="The HTML file; the JSON goes beside it.")
                    ] = Path("audit-report.html"),
                    ledger: LedgerOption = None, partner_key: KeyOption = None,
-                   log_anchor: AnchorOption = None) -> None:
+                   log_anchor: AnchorOption = None,
+                   empirical: Annotated[list[Path] | None, typer.Option(
+                       "--empirical", help="A result of `sangsaeng audit empirical` to show "
+                                           "beside the recomputed ε; repeat for each.")] = None
+                   ) -> None:
     """Verify, then write the audit as a self-contained HTML report and as JSON. Exit 1 if
-    the verification failed, 3 if it is incomplete (the report is written either way)."""
+    the verification failed or an empirical audit fails, 3 if it is incomplete (the report
+    is written either way)."""
+    with failing_on(BadEmpiricalFile):
+        empirical_audits = [_load_empirical(path) for path in empirical or []]
     data, result = _verification(api_url, token, ca_file, ledger, partner_key, log_anchor)
-    report = AuditReport(data=data, verification=result)
+    report = AuditReport(data=data, verification=result, empirical=empirical_audits)
     write_report(report, output)
     print_verification(result, console)
+    for audit in empirical_audits:
+        console.print(f"empirical audit of {audit.dataset} (task {audit.task_sha256[:12]}): "
+                      + ", ".join(f"{a.threat_model} ε ≥ {a.epsilon_lower:.3f}"
+                                  for a in audit.audits)
+                      + f" against claimed {audit.claimed_epsilon:.3f}: "
+                      + ("[bold red]fails[/]" if audit.verdict == "fails" else "consistent"))
     console.print(f"report: {output} and {output.with_suffix('.json')}")
+    if any(a.verdict == "fails" for a in empirical_audits):
+        raise typer.Exit(REFUSED)
     _exit_for(result)
+
+
+class BadEmpiricalFile(ValueError):
+    """A file given as an empirical audit's result is not one."""
+
+
+def _load_empirical(path: Path) -> EmpiricalAudit:
+    try:
+        return EmpiricalAudit.model_validate_json(path.read_bytes())
+    except OSError:
+        raise BadEmpiricalFile(f"{path}: cannot be read") from None
+    except ValidationError:
+        raise BadEmpiricalFile(f"{path}: not a result of `sangsaeng audit empirical`") from None
 
 
 def _exit_for(result: Verification) -> None:

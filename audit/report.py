@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from sangsaeng.shared.rest.audit import AuditRecord, AuditRun, DatasetSpend
 
+from .empirical import THREAT_MODELS, EmpiricalAudit, verdict_of
 from .fetch import AuditData
 from .verify import Verification
 
@@ -35,7 +36,7 @@ h2{margin:34px 0 8px;padding-bottom:4px;border-bottom:2px solid #dde3ea;font-siz
 .meta{color:#56606b;margin:2px 0}
 .verdict{margin:14px 0;padding:12px 16px;border-radius:6px;color:#fff;font:700 22px sans-serif}
 .verdict span{font-size:15px;font-weight:400;margin-left:10px}
-.passed{background:#1e7d3a}.failed{background:#b3261e}.incomplete{background:#8a5a00}
+.passed{background:#1e7d3a}.empirical-fails{background:#b3261e;font-size:17px}.failed{background:#b3261e}.incomplete{background:#8a5a00}
 table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}
 th,td{padding:4px 8px;border-bottom:1px solid #e3e8ee;text-align:left;vertical-align:top}
 th{background:#f3f5f8}.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -56,6 +57,8 @@ class AuditReport(BaseModel):
 
     data: AuditData
     verification: Verification
+    # `sangsaeng audit empirical` results the auditor was given (--empirical)
+    empirical: list[EmpiricalAudit] = []
 
 
 class _Html(str):
@@ -120,9 +123,10 @@ def render_html(report: AuditReport) -> str:
     partners = sorted({b.partner for b in data.budgets}
                       | {r.partner for run in data.runs for r in run.records})
     colours = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(partners)}
-    body = "".join((_header(data, v), _how_to_read(v), _budgets(data.budgets, v),
-                    _epsilon_plots(data.runs, colours), _verification(v),
-                    _parameters(data.runs), _keys_and_log(data)))
+    body = "".join((_header(data, v), _empirical_banner(report.empirical), _how_to_read(v),
+                    _budgets(data.budgets, v), _epsilon_plots(data.runs, colours),
+                    _verification(v), _empirical(report.empirical), _parameters(data.runs),
+                    _keys_and_log(data)))
     return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -326,6 +330,51 @@ def _verification(v: Verification) -> str:
             f"<h3>Problems ({len(v.failures)})</h3>{failures}"
             f"<h3>Not cross-checked ({len(v.incomplete)})</h3>{_items('incomplete', v.incomplete)}"
             f"<h3>Warnings ({len(v.warnings)})</h3>{_items('warnings', v.warnings)}</section>")
+
+
+def _empirical_banner(audits: list[EmpiricalAudit]) -> str:
+    failed = [a for a in audits if a.verdict == "fails"]
+    if not failed:
+        return ""
+    return (f'<div class="verdict empirical-fails">EMPIRICAL AUDIT FAILS<span>{len(failed)} of '
+            f"{len(audits)} empirical audit(s) proved more ε than claimed (listed under "
+            "Empirical audit)</span></div>")
+
+
+def _empirical(audits: list[EmpiricalAudit]) -> str:
+    """Each empirical audit beside the ε claimed and recomputed for the same mechanism."""
+    intro = (
+        '<section id="empirical"><h2>Empirical audit: does the DP code spend what it claims?'
+        "</h2><p class=\"meta\">One training run of the partner's own DP-SGD code with "
+        "canaries, each put in the data or left out by a fair coin; the auditor guesses which "
+        "were in from a score per canary, and the number of right guesses proves a "
+        "<b>lower bound</b> on ε at the stated confidence (Steinke, Nasr, Jagielski, "
+        "“Privacy Auditing with One (1) Training Run”, NeurIPS 2023). <b>fails</b>: a lower "
+        "bound exceeds the claimed ε, so the code does not do what its accountant says (a bug). "
+        "<b>consistent</b>: no contradiction found, which does not prove privacy. "
+        + " ".join(f"<i>{_e(k)}</i>: {_e(v)}." for k, v in THREAT_MODELS.items()) + "</p>")
+    if not audits:
+        return intro + "<p>No empirical audit was given (<code>--empirical</code>).</p></section>"
+    rows = []
+    for a in audits:
+        m = a.mechanism
+        mechanism = (f"σ {m.noise_multiplier:g}, q {m.sample_rate:.4g}, {m.steps} steps, "
+                     f"C {a.max_grad_norm:g}")
+        for c in a.audits:
+            verdict = verdict_of(a, c)
+            rows.append((a.dataset, _Html(f"<code>{_e(a.task_sha256[:12])}</code>"), mechanism,
+                         _g(a.delta), _eps(a.claimed_epsilon), _eps(a.recomputed_epsilon),
+                         c.threat_model, c.canaries, f"{c.best.correct} / {c.best.guesses}",
+                         f"{a.confidence:.0%}", _eps(c.epsilon_lower),
+                         _status(verdict == "consistent", "consistent", "FAILS")))
+    faults = [f"{a.dataset}: {a.fault}" for a in audits if a.fault]
+    table = _table("empirical", (
+        "Dataset", "Task", "Mechanism", "δ", "Claimed ε", "PRV ε", "Threat model", "Canaries",
+        "Right / guesses", "Confidence", "ε lower bound", "Verdict"), rows,
+        numeric=(3, 4, 5, 7, 8, 9, 10))
+    warning = (f'<p class="st-fail">Run with a test fault: {_e("; ".join(faults))}.</p>'
+               if faults else "")
+    return intro + warning + table + "</section>"
 
 
 def _items(cls: str, items: list[str]) -> str:

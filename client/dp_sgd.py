@@ -4,6 +4,7 @@ client/per_sample_step.py)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -160,7 +161,8 @@ def learning_rate_factor(task: TaskSpec, round_: int, step: int, steps: int) -> 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
           mechanism: Mechanism, seed: int | None = None, *, round_: int = 1,
-          batch_size: float | None = None) -> None:
+          batch_size: float | None = None, gradient_canaries: torch.Tensor | None = None,
+          after_step: Callable[[int], None] | None = None) -> None:
     """Run `mechanism` in place on `model`: its steps of DP-SGD, each on a Poisson sample
     of the rows with its rate and noise multiplier, as round `round_` of the run (where
     the task's learning-rate schedule is). Every step runs, an empty sample too (its
@@ -169,12 +171,17 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     is what the sums are divided by: by default the task's (expected_batch_size for a
     planned one).
     `seed` makes sampling and noise reproducible (tests only: the default draws both
-    from the OS)."""
+    from the OS).
+    For a white-box privacy audit (sangsaeng/empirical/): `gradient_canaries` are further
+    rows, one flat per-example gradient each, sampled with the data rows and clipped and
+    noised with them by the same step; `after_step(i)` sees the model after each step."""
     # Weights drifting under DP noise produce subnormal floats, which x86 computes ~100x
     # slower; flushing them to zero changes nothing a float32 model can tell apart.
     torch.set_flush_denormal(True)
     features, labels = torch.from_numpy(x), torch.from_numpy(y)
-    sample = PoissonSampler(len(labels), mechanism.sample_rate, seed)
+    n = len(labels)
+    canaries = 0 if gradient_canaries is None else len(gradient_canaries)
+    sample = PoissonSampler(n + canaries, mechanism.sample_rate, seed)
     weights = (None if task.class_weights is None
                else torch.tensor(task.class_weights, dtype=features.dtype))
     # The clipped, noised sum is divided by a fixed batch size, not the realised one, as
@@ -186,6 +193,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
         raise ValueError("the task's batch is planned: pass the plan's expected_batch_size")
     # a stack of Linear and ReLU layers takes the fast ghost step; adapters the general one
     step = GhostDPSGD if isinstance(model, nn.Sequential) else PerSampleDPSGD
+    if canaries and step is not GhostDPSGD:
+        raise ValueError("gradient canaries need a model of Linear and ReLU layers")
     dp_step = step(model, lr=task.learning_rate, max_grad_norm=task.dp.max_grad_norm,
                    noise_multiplier=mechanism.noise_multiplier,
                    expected_batch_size=batch_size, seed=seed, class_weights=weights)
@@ -194,4 +203,11 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, task: TaskSpec,
     for i in range(mechanism.steps):
         dp_step.scale = scale * learning_rate_factor(task, round_, i, mechanism.steps)
         rows = sample()
-        dp_step.step(features[rows], labels[rows])
+        if canaries:
+            assert isinstance(dp_step, GhostDPSGD) and gradient_canaries is not None
+            data = rows[rows < n]
+            dp_step.step(features[data], labels[data], gradient_canaries[rows[rows >= n] - n])
+        else:
+            dp_step.step(features[rows], labels[rows])
+        if after_step is not None:
+            after_step(i)

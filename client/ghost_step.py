@@ -49,6 +49,12 @@ def linear_layers(model: nn.Module) -> list[tuple[nn.Linear, bool]]:
     return layers
 
 
+def clip_factor(norms: torch.Tensor, max_grad_norm: float) -> torch.Tensor:
+    """Opacus' per-sample clipping factor min(1, C / (norm + 1e-6)), in place on `norms`:
+    the one place the step clips (a privacy audit's fault injection replaces it)."""
+    return (max_grad_norm / norms.add_(1e-6)).clamp_(max=1.0)
+
+
 def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
                          y: torch.Tensor, max_grad_norm: float,
                          class_weights: torch.Tensor | None = None
@@ -90,7 +96,7 @@ def _clipped_layer_grads(layers: list[tuple[nn.Linear, bool]], x: torch.Tensor,
         inputs = [a.where(finite[:, None], 0.0) for a in inputs]
         grads_out = [g.where(finite[:, None], 0.0) for g in grads_out]
         sq_norms = sq_norms.where(finite, 0.0)
-    factor = (max_grad_norm / (sq_norms.sqrt_() + 1e-6)).clamp_(max=1.0)
+    factor = clip_factor(sq_norms.sqrt_(), max_grad_norm)
     if class_weights is not None:  # after clipping: each row's norm stays <= its w C <= C
         factor.mul_(class_weights[y])
     column = factor[:, None]
@@ -246,9 +252,23 @@ class GhostDPSGD:
         self.noise_parts = list(zip(parts[::2], parts[1::2], strict=True))
 
     @torch.no_grad()
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+    def step(self, x: torch.Tensor, y: torch.Tensor,
+             gradients: torch.Tensor | None = None) -> None:
+        """One step on the rows (x, y). `gradients`, one flat row per example in parameter
+        order, are further examples whose gradients are given rather than computed: a
+        white-box privacy audit's canaries (Steinke, Nasr, Jagielski 2023,
+        arXiv:2305.08846, §7), clipped like any row (no class weight: they have no label)
+        and summed into the same noised update."""
         grads, factor = _clipped_layer_grads(self.layers, x, y, self.max_grad_norm,
                                              self.class_weights)
+        if gradients is not None and len(gradients):
+            clipped = clip_factor(torch.linalg.vector_norm(gradients, dim=1),
+                                  self.max_grad_norm) @ gradients
+            sizes = [t.numel() for layer, _ in self.layers for t in (layer.weight, layer.bias)]
+            parts = clipped.split(sizes)
+            for (layer, _), w, b in zip(self.layers, parts[::2], parts[1::2], strict=True):
+                layer.weight.sub_(w.view_as(layer.weight), alpha=self.scale)
+                layer.bias.sub_(b, alpha=self.scale)
         self.noise.draw()  # into the buffer that noise_parts view
         for (layer, _), (w_noise, b_noise), (u, v, g) in zip(
                 self.layers, self.noise_parts, grads, strict=True):

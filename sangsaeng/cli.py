@@ -12,6 +12,7 @@ from rich.console import Console
 from sangsaeng.audit.cli import app as audit_app
 from sangsaeng.audit.uploads import verify_records
 from sangsaeng.client.cli import app as client_app
+from sangsaeng.empirical.cli import empirical_command
 from sangsaeng.server.cli import VERIFIER, admin_app, serve
 from sangsaeng.shared.cli import failing_on
 from sangsaeng.shared.task import TaskSpecError, load_task
@@ -30,6 +31,8 @@ app.add_typer(client_app, name="client")
 app.add_typer(run_app, name="run")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(admin_app, name="admin")
+# the empirical audit runs the partner's training code, which the audit role may not import
+audit_app.command("empirical")(empirical_command)
 app.add_typer(audit_app, name="audit")
 app.command("server")(serve)
 console = Console()

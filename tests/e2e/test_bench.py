@@ -64,3 +64,14 @@ def test_utility_prints_dp_and_centralized_auc_for_each_table() -> None:
         before, dp, central, ratio = (float(c) for c in row[8:12])
         assert 0 < before < 1 and 0 < dp < 1 and 0 < central < 1
         assert ratio == pytest.approx(dp / central, abs=0.002)
+
+
+def test_empirical_audit_prints_the_bounds_of_each_mechanism() -> None:
+    out = run("empirical_audit.py", "--seeds", "1", "--canaries", "400", timeout=300)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if re.match(r"\| (correct|noise|clipping)", line)]
+    assert [r[0].split()[0] for r in rows] == ["correct", "noise", "clipping"]
+    for row in rows:
+        assert float(row[1]) == pytest.approx(4.2, abs=0.2)  # the demo partner's mechanism
+        assert float(row[2]) >= 0 and float(row[4]) >= 0
+    assert rows[0][6] == "0 of 1"  # the correct step is never failed
