@@ -20,6 +20,7 @@ from sangsaeng.shared.cli import (
 from sangsaeng.shared.http import DEFAULT_API_URL
 from sangsaeng.shared.signing import SigningKeyError, parse_public_key
 
+from .accountants import HistoryTooLarge, PrvAccountant
 from .empirical import EmpiricalAudit
 from .fetch import AuditApi, AuditData, fetch
 from .report import AuditReport, write_report
@@ -124,12 +125,22 @@ class BadEmpiricalFile(ValueError):
 
 
 def _load_empirical(path: Path) -> EmpiricalAudit:
+    """A result, checked (its bounds and claimed ε recomputed from its own counts and
+    mechanism), with ε recomputed by this auditor's PRV accountant, not the file's."""
     try:
-        return EmpiricalAudit.model_validate_json(path.read_bytes())
+        result = EmpiricalAudit.model_validate_json(path.read_bytes())
     except OSError:
         raise BadEmpiricalFile(f"{path}: cannot be read") from None
-    except ValidationError:
-        raise BadEmpiricalFile(f"{path}: not a result of `sangsaeng audit empirical`") from None
+    except ValidationError as err:
+        why = next((e["msg"].removeprefix("Value error, ") for e in err.errors()
+                    if e["type"] == "value_error"), None)
+        raise BadEmpiricalFile(f"{path}: " + (f"not what its own figures give ({why})" if why
+                               else "not a result of `sangsaeng audit empirical`")) from None
+    try:
+        recomputed = PrvAccountant.of([result.mechanism]).epsilon(result.delta)
+    except HistoryTooLarge:
+        recomputed = None
+    return result.model_copy(update={"recomputed_epsilon": recomputed})
 
 
 def _exit_for(result: Verification) -> None:

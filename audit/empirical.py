@@ -12,16 +12,17 @@ contradiction.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from rich.console import Console
 from rich.table import Table
 
-from sangsaeng.shared.accounting import Mechanism
+from sangsaeng.shared.accounting import Mechanism, epsilon
 from sangsaeng.shared.tables import numbers, print_table
 
-from .one_run import Guesses
+from .one_run import Guesses, epsilon_lower_bound
 
 Verdict = Literal["fails", "consistent"]
 ThreatModel = Literal["white-box", "black-box"]
@@ -75,6 +76,31 @@ class EmpiricalAudit(BaseModel):
     fault: str | None = None
     started_at: str
     seconds: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _holds_together(self) -> EmpiricalAudit:
+        """A result file is read back by the report: every figure in it must be what its
+        own counts and mechanism give (an edited or mistaken file is refused, not shown)."""
+        spent = 0.0
+        for a in self.audits:
+            if a.included > a.canaries or not a.tried or a.best not in a.tried:
+                raise ValueError(f"{a.threat_model}: counts that do not hold together")
+            for g in a.tried:
+                spent += 1 - g.confidence
+                bound = epsilon_lower_bound(a.canaries, g.guesses, g.correct, self.delta,
+                                            1 - g.confidence) if g.correct <= g.guesses else 0
+                if not g.correct <= g.guesses <= a.canaries or not math.isclose(
+                        g.epsilon, bound, rel_tol=1e-9, abs_tol=1e-12):
+                    raise ValueError(f"{a.threat_model}: a bound is not what its guesses give")
+            if not a.epsilon_lower == a.best.epsilon == max(g.epsilon for g in a.tried):
+                raise ValueError(f"{a.threat_model}: the best bound is not the largest")
+        if spent > (1 - self.confidence) * (1 + 1e-9):
+            raise ValueError("the bounds spend more than the stated confidence allows")
+        claimed = epsilon([self.mechanism], self.delta)
+        if not math.isclose(self.claimed_epsilon, claimed, rel_tol=1e-6):
+            raise ValueError(f"claimed ε {self.claimed_epsilon} is not the accountant's "
+                             f"{claimed:.6g} for the mechanism")
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -68,9 +69,13 @@ def empirical_command(
     ("consistent": which proves no privacy, only that no contradiction was found)."""
     with failing_on(TaskSpecError, AuditError, DataValidationError, ValueError):
         spec = load_task(task)
-        settings = AuditSettings(threat_models=threat_models(threat or ["white-box",
-                                                                        "black-box"]),
-                                 canaries=canaries, confidence=confidence, seed=seed)
+        try:
+            settings = AuditSettings(threat_models=threat_models(threat or ["white-box",
+                                                                            "black-box"]),
+                                     canaries=canaries, confidence=confidence, seed=seed)
+        except ValidationError as err:  # name the option, as typer would
+            raise AuditError("; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                       for e in err.errors())) from None
         planning = Planning()
         if policy is not None:
             rules = PartnerPolicy.load(policy).dataset(spec.dataset)

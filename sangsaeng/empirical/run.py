@@ -31,6 +31,8 @@ from .training import AuditedRun
 GUESS_SHARES = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 DEFAULT_CANARIES = 1000
 MAX_CANARIES = 100_000
+MAX_CANARY_VALUES = 50_000_000  # white-box canaries' gradients, m × parameters (200 MB)
+MAX_ROW_STEPS = 1_000_000_000  # rows clipped over a run: ~8 minutes on a 2-core machine
 
 # Progress: (threat model, steps done, steps in all)
 Progress = Callable[[ThreatModel, int, int], None]
@@ -41,7 +43,8 @@ class AuditSettings(BaseModel):
 
     threat_models: tuple[ThreatModel, ...] = ("white-box", "black-box")
     canaries: int = Field(default=DEFAULT_CANARIES, ge=10, le=MAX_CANARIES)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    # below 0.9, "fails" would be wrong too often to prove anything
+    confidence: float = Field(default=0.95, ge=0.9, lt=1)
     seed: int | None = Field(default=None, ge=0, lt=2**63)  # None: from the OS, recorded
 
 
@@ -90,10 +93,11 @@ def run_audit(task: TaskSpec, data: Path, settings: AuditSettings | None = None,
     run = audited_run(task, len(y), m, seed, planning)
     whole = Mechanism(noise_multiplier=run.mechanism.noise_multiplier,
                       sample_rate=run.mechanism.sample_rate, steps=run.steps)
-    if "white-box" in settings.threat_models and white_box.parameter_count(run) < m:
-        raise AuditError(f"the task's model has {white_box.parameter_count(run)} parameters: "
-                         f"too few for {m} white-box canaries (one coordinate each)")
-    audits = [_one(run, threat, x, y, m, settings.confidence, progress)
+    _check_cost(run, len(y), m, settings.threat_models)
+    # Each threat model's bound holds at 1 − β/k (k threat models): "fails" by either one
+    # is then wrong with probability at most β, as the stated confidence promises.
+    share = 1 - (1 - settings.confidence) / len(settings.threat_models)
+    audits = [_one(run, threat, x, y, m, share, progress)
               for threat in settings.threat_models]
     return EmpiricalAudit(
         dataset=task.dataset, task_sha256=task.sha256(), mechanism=whole, rounds=task.rounds,
@@ -118,11 +122,36 @@ def _one(run: AuditedRun, threat: ThreatModel, x: np.ndarray, y: np.ndarray, m: 
             progress(threat, done, run.steps)
 
     scores = module.scores(run, x, y, included, advance)
+    if not np.isfinite(scores).all():  # guesses on NaN would be no guesses at all
+        raise AuditError(f"the {threat} scores are not all finite: this task's training "
+                         "cannot be audited (its model diverged, or never moved)")
     best, tried = best_bound(scores, included, guess_counts(m, GUESS_SHARES), run.task.dp.delta,
                              confidence)
     return CanaryAudit(threat_model=threat, canaries=m, included=int(included.sum()), best=best,
                        tried=tried, epsilon_lower=best.epsilon,
                        seconds=time.perf_counter() - clock)
+
+
+def _check_cost(run: AuditedRun, rows: int, m: int, threats: Sequence[ThreatModel]) -> None:
+    """Refuse, before any work, an audit this machine should not try: more white-box
+    canaries than coordinates, their gradients past MAX_CANARY_VALUES, or more than
+    MAX_ROW_STEPS rows clipped over the run (minutes on a laptop core)."""
+    if "white-box" in threats:
+        parameters = white_box.parameter_count(run)
+        if parameters < m:
+            raise AuditError(f"the task's model has {parameters} parameters: too few for {m} "
+                             f"white-box canaries (one coordinate each); give --canaries "
+                             f"{parameters} or less, or --threat black-box")
+        if m * parameters > MAX_CANARY_VALUES:
+            raise AuditError(f"{m} white-box canaries on {parameters} parameters hold "
+                             f"{m * parameters:,} values, over {MAX_CANARY_VALUES:,}: give "
+                             f"--canaries {max(10, MAX_CANARY_VALUES // parameters)} or less")
+    work = run.steps * run.batch_size * (2 if "white-box" in threats else 1) \
+        + run.steps * min(rows, white_box.EXPECTATION_ROWS) * ("white-box" in threats)
+    if work > MAX_ROW_STEPS:
+        raise AuditError(f"this training clips about {work:,} rows over its steps, over "
+                         f"{MAX_ROW_STEPS:,}: too long for one machine (fewer rounds, "
+                         "epochs or a larger batch make it shorter)")
 
 
 def _recomputed(mechanism: Mechanism, delta: float) -> float | None:

@@ -70,7 +70,8 @@ def scores(run: AuditedRun, x: np.ndarray, y: np.ndarray, included: np.ndarray,
         with torch.no_grad():
             after = parameters_to_vector(params)[index].clone()
         scale = base * learning_rate_factor(task, round_, step, run.mechanism.steps)
-        total.add_(((state["before"] - after) / scale - state["expected"]).double())
+        if scale > 0:  # a step at learning rate 0 (a cosine schedule's end) moves nothing
+            total.add_(((state["before"] - after) / scale - state["expected"]).double())
         state["before"], state["expected"] = after, expected_data_step()
 
     run.train(model, x, y, STREAM, advance, gradient_canaries=canaries[torch.from_numpy(

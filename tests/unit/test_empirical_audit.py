@@ -279,3 +279,58 @@ def test_on_large_data_the_expected_data_step_comes_from_a_subset(
     assert 0.1 < result.audits[0].epsilon_lower <= result.claimed_epsilon
     with faults.noise_scaled(0.1):
         assert audit(data_file, threat_models=("white-box",)).verdict == "fails"
+
+
+def test_a_schedule_ending_at_learning_rate_0_still_catches_broken_noise(
+        data_file: Path) -> None:
+    """The last step of a cosine schedule to 0 moves nothing: it carries no signal, and it
+    must not turn every white-box score into NaN (a review found it did: no power)."""
+    task = small_task(learning_rate_schedule={"kind": "cosine", "final": 0.0})
+    settings = AuditSettings(canaries=1000, seed=SEED, threat_models=("white-box",))
+    with faults.noise_scaled(0.1):
+        broken = run_audit(task, data_file, settings)
+    assert broken.verdict == "fails" and broken.audits[0].epsilon_lower > 3
+    assert run_audit(task, data_file, settings).verdict == "consistent"
+
+
+def test_a_result_file_whose_figures_do_not_hold_together_is_refused(
+        data_file: Path, tmp_path: Path) -> None:
+    good = audit(data_file, faults.clipping_disabled()).model_dump(mode="json")
+    edits = {
+        "claimed ε": lambda r: r.update(claimed_epsilon=99.0),
+        "a bound": lambda r: r["audits"][0].update(epsilon_lower=0.0),
+        "the counts": lambda r: r["audits"][0]["tried"][0].update(correct=999),
+        "the confidence": lambda r: r.update(confidence=0.999999),
+    }
+    for what, edit in edits.items():
+        forged = json.loads(json.dumps(good))
+        edit(forged)
+        path = tmp_path / "forged.json"
+        path.write_text(json.dumps(forged))
+        ran = CliRunner().invoke(app, ["audit", "report", "--empirical", str(path),
+                                       "--api-url", "https://127.0.0.1:9"])
+        assert ran.exit_code == 2, what
+        assert "not what its own figures give" in " ".join(ran.output.split()), what
+
+
+def test_each_threat_model_spends_its_share_of_the_confidence(data_file: Path) -> None:
+    result = audit(data_file)
+    spent = sum(1 - g.confidence for a in result.audits for g in a.tried)
+    assert spent == pytest.approx(1 - result.confidence)
+
+
+def test_an_audit_too_large_for_this_machine_is_refused_before_it_runs(
+        data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sangsaeng.empirical import run
+
+    monkeypatch.setattr(run, "MAX_CANARY_VALUES", 1000 * 1000)
+    with pytest.raises(AuditError, match="give --canaries 678 or less"):
+        audit(data_file)  # 1,000 canaries on 1,474 parameters
+    monkeypatch.setattr(run, "MAX_ROW_STEPS", 1000)
+    with pytest.raises(AuditError, match="too long for one machine"):
+        audit(data_file, threat_models=("black-box",))
+    task_file = tmp_path / "task.json"
+    task_file.write_text(small_task().to_json())
+    ran = CliRunner().invoke(app, ["audit", "empirical", "--task", str(task_file), "--data",
+                                   str(data_file), "--confidence", "0.5"])
+    assert ran.exit_code == 2 and "--confidence" in ran.output and "pydantic" not in ran.output
