@@ -58,7 +58,8 @@ def main() -> None:
         table.to_csv(whole, index=False)
         first: EmpiricalAudit | None = None
         print(f"m = {args.canaries} canaries per threat model, guesses k+ = k− = r/2 for r in "
-              "2, 5, 10, 20, 50, 100 % of m (each at 1 − 0.05/6), 95 % confidence overall; "
+              "2, 5, 10, 20, 50, 100 % of m, shared by both threat models (each at 1 − 0.05/12), "
+              "95 % confidence overall; "
               f"median (min–max) over {args.seeds} seeds\n")
         print("| mechanism | claimed ε | white-box ε ≥ | right / guesses | black-box ε ≥ "
               "| right / guesses | fails | s per audit |")

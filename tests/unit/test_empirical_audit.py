@@ -85,7 +85,7 @@ def test_a_broken_mechanism_fails(data_file: Path, fault: Any) -> None:
     result = audit(data_file, fault())
     white = result.audits[0]
     assert white.threat_model == "white-box"
-    assert white.epsilon_lower > result.claimed_epsilon + 1  # far over: 3.6 to 4 against 1.56
+    assert white.epsilon_lower > result.claimed_epsilon + 1  # far over: 3.0 to 3.9 against 1.56
     assert white.best.correct >= 0.98 * white.best.guesses
     assert result.verdict == "fails"
     assert result.fault is not None and faults.active is None  # recorded, and undone
