@@ -207,6 +207,10 @@ def test_the_partners_door_never_reaches_the_control_api(d: Deployment) -> None:
             assert client.request(method, proxy + path, content=body).status_code in (404, 405)
         # a signed Fleet call is forwarded: the SuperLink then finds the request names no
         # node of that key (the proxy has no answer of its own with this wording)
+        # (the proxy reads the registered keys again at most once a second on a miss: the
+        # key registered a moment ago may be refused that long, as a SuperNode would retry)
+        wait_until(lambda: "not registered" not in client.post(
+            proxy + "/v1/fleet/get-run", content=b"").text, timeout=10)
         forwarded = client.post(proxy + "/v1/fleet/get-run", content=b"")
         assert (forwarded.status_code, forwarded.json()["detail"]) == (
             401, "Invalid SuperNode authentication")
