@@ -190,6 +190,9 @@ def test_a_run_started_from_the_form_is_checked_against_the_catalogue(
         expect(v.page.get_by_role("alert")).to_contain_text("rounds")
         assert v.page.url.endswith("/runs/new")
         expect(v.page.get_by_label("Rounds")).to_have_value("0")  # what was typed stays
+        v.page.get_by_label("Hidden layer sizes").fill("16, wide")
+        v.page.locator("#task-form").get_by_role("button", name="Start the run").click()
+        expect(v.page.get_by_role("alert")).to_contain_text("hidden layer sizes: whole numbers")
         assert len(dashboard.coordinator.store.runs.list(owner="acme")) == before
         v.screenshot("start-run")
         _clean(v)

@@ -64,3 +64,25 @@ def test_charts_escape_names_and_mark_a_bar_over_its_cap() -> None:
     bars = str(bar_chart([("under", 1.0, 2.0), ("over", 3.0, 2.0)], "budgets"))
     assert bars.count('class="bar s0 over"') == 1 and bars.count('class="bar s0"') == 1
     assert "ε 3.00 / 2" in bars
+
+
+def test_the_run_form_builds_a_task_from_the_catalogue_entry() -> None:
+    from starlette.datastructures import FormData, UploadFile
+
+    from sangsaeng.server.web.routes.runs import _task_form
+    from sangsaeng.shared.task import TaskSpec
+
+    from ..support.records import TASK
+
+    entry = {"name": "caravan", "target": TASK.target.model_dump(mode="json"),
+             "features": [f.model_dump(mode="json") for f in TASK.features]}
+    chosen = [f.name for f in TASK.features[:3]]
+    fields: list[tuple[str, str | UploadFile]] = [
+        ("model", "logreg"), ("hidden", "16"), ("rounds", "2"), ("learning_rate", "0.5"),
+        ("budget", "target"), ("target_epsilon", "2"), ("max_grad_norm", "1"),
+        ("delta", "1e-5"), ("min_nodes", "2"), ("round_timeout", "120"),
+        *(("feature", name) for name in chosen)]
+    task = TaskSpec.from_dict(_task_form(FormData(fields), entry))
+    assert [f.name for f in task.features] == chosen
+    assert task.model.kind == "logreg" and task.model.hidden == []  # the mlp's field, left out
+    assert task.dp.target_epsilon == 2 and task.rounds == 2 and task.local_epochs is None

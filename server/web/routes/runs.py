@@ -161,11 +161,14 @@ def _task_form(form: Any, entry: dict[str, Any]) -> dict[str, Any]:
     budget = _text(form.get("budget"))
     dp["target_epsilon" if budget == "target" else "noise_multiplier"] = _number(
         form, "target_epsilon" if budget == "target" else "noise_multiplier")
-    hidden = [int(h) for h in _text(form.get("hidden")).replace(",", " ").split()
-              if h.isdigit()]
+    kind = _text(form.get("model"))
+    sizes = _text(form.get("hidden")).replace(",", " ").split()
+    if not all(size.isdigit() for size in sizes):
+        raise ValueError("hidden layer sizes: whole numbers, separated by spaces or commas")
+    hidden = [int(size) for size in sizes] if kind == "mlp" else []  # the field is the mlp's
     task = {"dataset": entry["name"], "target": entry["target"],
             "features": [f for f in entry["features"] if f["name"] in chosen],
-            "model": {"kind": _text(form.get("model")), "hidden": hidden},
+            "model": {"kind": kind, "hidden": hidden},
             "rounds": _number(form, "rounds"), "learning_rate": _number(form, "learning_rate"),
             "min_nodes": _number(form, "min_nodes"),
             "round_timeout": _number(form, "round_timeout"), "dp": dp}
