@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from .db import Store
@@ -32,6 +32,17 @@ class Account:
     name: str
     role: Role
     tenant: str | None
+    # a dashboard session's secret's sha256, when that is what authenticated: the same
+    # account as its token's, which a long request (an event stream) checks is still live
+    session: str | None = field(default=None, compare=False)
+
+    def still_live(self, store: Store) -> bool:
+        """Whether what authenticated this account still does: its token is not revoked,
+        and its session (if any) has not ended or expired."""
+        if self.session is not None:
+            return store.web_sessions.token(self.session) is not None
+        token = store.tokens.get(self.token_id)
+        return token is not None and token.revoked_at is None
 
 
 def token_sha256(token: str) -> str:
@@ -51,13 +62,14 @@ def create_token(store: Store, name: str, role: Role, tenant: str | None = None)
 def authenticate(store: Store, token: str) -> Account | None:
     """The account of a live token, or of the token a live dashboard session stands for;
     None for an unknown or revoked token, or a session that ended or expired."""
-    if token.startswith(SESSION_PREFIX):
-        row = store.web_sessions.token(token_sha256(token))
+    session = token_sha256(token) if token.startswith(SESSION_PREFIX) else None
+    if session is not None:
+        row = store.web_sessions.token(session)
     else:
         row = store.tokens.by_sha256(token_sha256(token))
     if row is None or row.revoked_at is not None:
         return None
-    return Account(row.id, row.name, Role(row.role), row.tenant)
+    return Account(row.id, row.name, Role(row.role), row.tenant, session)
 
 
 def start_session(store: Store, account: Account) -> str:

@@ -27,7 +27,7 @@ from sangsaeng.audit.uploads import verify_records
 from sangsaeng.client.ledger import export_ledger
 from sangsaeng.client.policy import PartnerPolicy
 from sangsaeng.demo.data import write_partitions
-from sangsaeng.server.accounts import Role, create_token
+from sangsaeng.server.accounts import Role, authenticate, create_token, start_session
 from sangsaeng.server.deployment.coordinator import Coordinator
 from sangsaeng.server.runs.states import OPEN
 from sangsaeng.shared.http import ApiError
@@ -368,6 +368,31 @@ def test_a_revoked_token_s_event_stream_ends(dashboard: Dashboard) -> None:
                     assert time.monotonic() - started < 30, "the stream outlived its token"
         finally:
             api_stop(dashboard.origin, dashboard.tokens["admin"], run_id,
+                     dashboard.coordinator.ca_file)
+
+
+def test_a_session_s_event_stream_ends_at_sign_out(dashboard: Dashboard) -> None:
+    from sangsaeng.server.web.session import csrf_for
+
+    store = dashboard.coordinator.store
+    account = authenticate(store, dashboard.tokens["acme"])
+    assert account is not None
+    secret = start_session(store, account)
+    with dashboard.cookie_client(secret) as browser:
+        run_id = browser.post("/api/v1/runs", content=LONG_TASK.model_dump_json(), headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {secret}"}
+        ).json()["id"]
+        try:
+            with browser.stream("GET", f"/api/v1/runs/{run_id}/events") as events:
+                lines = events.iter_lines()
+                assert next(lines).startswith("event: ")
+                signed_out = browser.post("/sign-out", data={"csrf": csrf_for(secret)})
+                assert signed_out.status_code == 303
+                started = time.monotonic()
+                for _ in lines:
+                    assert time.monotonic() - started < 30, "the stream outlived its session"
+        finally:
+            api_stop(dashboard.origin, dashboard.tokens["acme"], run_id,
                      dashboard.coordinator.ca_file)
 
 

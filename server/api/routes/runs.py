@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from sangsaeng.server import base_models
 from sangsaeng.server.accounts import Account, Role
 from sangsaeng.server.catalogue import task_problems
-from sangsaeng.server.db import Store
 from sangsaeng.server.db.tables import Run
 from sangsaeng.server.runs import lifecycle
 from sangsaeng.server.runs.states import OPEN
@@ -88,22 +87,18 @@ async def run_events(run: RunDep, store: StoreDep, account: AccountDep
                      ) -> AsyncIterator[ServerSentEvent]:
     """Live progress as server-sent events: `status`, `round` (metrics and ε once a round
     is evaluated), `partner_error`, and a last `end`. Each connection replays the run so
-    far, then follows it until it ends, or until its token is revoked."""
+    far, then follows it until it ends, or until its token is revoked (or the dashboard
+    session it came with ends)."""
     follower = _Follower()
     while True:
         current = await run_in_threadpool(store.runs.find, run.id)
-        if current is None or not await run_in_threadpool(_live, store, account):
+        if current is None or not await run_in_threadpool(account.still_live, store):
             return
         for event in follower.new_events(current):
             yield event
         if current.status not in OPEN:
             return
         await asyncio.sleep(EVENT_POLL_SECONDS)
-
-
-def _live(store: Store, account: Account) -> bool:
-    token = store.tokens.get(account.token_id)
-    return token is not None and token.revoked_at is None
 
 
 class _Follower:
