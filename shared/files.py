@@ -34,10 +34,14 @@ class DocumentError(ValueError):
 
 def read_document(path: Path) -> object:
     """The parsed content of a .toml or .json file."""
-    text = _read(path)
-    if path.suffix not in SUFFIXES:
+    return parse_document(path.name, _read(path))
+
+
+def parse_document(name: str, text: str) -> object:
+    """The parsed content of a document named `name` (.toml or .json), e.g. an upload."""
+    if not name.endswith(SUFFIXES):
         raise DocumentError("suffix", f"must end in {' or '.join(SUFFIXES)}")
-    if path.suffix == ".toml":
+    if name.endswith(".toml"):
         return _toml(text)
     try:
         return json.loads(text)

@@ -10,14 +10,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from starlette.datastructures import UploadFile
 
 from sangsaeng.shared.web import SECURITY_HEADERS
 
 from ..api import ApiProblem
 from ..pages import Visitor, VisitorDep, render
 from ..session import CSRF_FIELD, check_form
-from .runs import MAX_TASK_FILE, _task_file
+from ..uploads import uploaded_document
 
 router = APIRouter(prefix="/operator")
 NEW_TOKEN_COOKIE = "__Host-sangsaeng-new-token"
@@ -82,13 +81,10 @@ async def remove_partner(name: str, request: Request, visitor: VisitorDep,
 async def add_dataset(request: Request, visitor: VisitorDep) -> Any:
     form = await request.form(max_files=1, max_fields=5)
     check_form(request, form.get(CSRF_FIELD), visitor.csrf)
-    upload = form.get("entry_file")
     try:
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            raise ValueError("choose a catalogue entry file (.toml or .json)")
-        entry = _task_file(upload.filename, await upload.read(MAX_TASK_FILE + 1))
+        entry = await uploaded_document(form.get("entry_file"), "catalogue entry")
     except ValueError as err:
-        return await _page(visitor, 422, [("error", str(err).replace("task", "entry"))])
+        return await _page(visitor, 422, [("error", str(err))])
     return await _change(visitor, "/admin/datasets", entry)
 
 

@@ -3,9 +3,7 @@ the catalogue) and stopping it. Every role sees the runs the API shows it."""
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -22,10 +20,10 @@ from sangsaeng.shared.web.charts import Series, bar_chart
 from ..api import ApiProblem
 from ..pages import Visitor, VisitorDep, render
 from ..session import CSRF_FIELD, check_form
+from ..uploads import uploaded_document
 
 router = APIRouter()
 OPEN = {"starting", "running"}
-MAX_TASK_FILE = 2 * 2**20
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD, max_length=100)]
 
 
@@ -47,7 +45,7 @@ async def start_run(request: Request, visitor: VisitorDep) -> Any:
     upload = form.get("task_file")
     try:
         if isinstance(upload, UploadFile) and upload.filename:
-            task = _task_file(upload.filename, await upload.read(MAX_TASK_FILE + 1))
+            task = await uploaded_document(upload, "task")
         else:
             task = _task_form(form, await _entry(visitor, _text(form.get("dataset"))))
     except ValueError as err:
@@ -121,26 +119,6 @@ async def _new_run_page(visitor: Visitor, dataset: str | None,
     return render("run_new.html", visitor, status_code, datasets=datasets, chosen=chosen,
                   flashes=[("error", e) for e in errors or []], values=values,
                   features=features, may_start=visitor.role == Role.STARTUP)
-
-
-def _task_file(name: str, content: bytes) -> Any:
-    """A task file's content, parsed (the API validates it as it does any task)."""
-    if len(content) > MAX_TASK_FILE:
-        raise ValueError(f"the task file is over {MAX_TASK_FILE} bytes")
-    if not name.endswith((".toml", ".json")):
-        raise ValueError("a task file ends in .toml or .json")
-    try:
-        text = content.decode("utf-8")
-        parsed = tomllib.loads(text) if name.endswith(".toml") else json.loads(text)
-        json.dumps(parsed, allow_nan=False)  # what the API is sent: no dates, NaN, infinity
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, json.JSONDecodeError,
-            RecursionError):
-        raise ValueError("the task file is not valid TOML or JSON (check it with "
-                         "`sangsaeng task check FILE`)") from None
-    except (TypeError, ValueError):
-        raise ValueError("the task file holds a value a task cannot (a date, NaN or "
-                         "infinity)") from None
-    return parsed
 
 
 async def _entry(visitor: Visitor, dataset: str) -> dict[str, Any]:
